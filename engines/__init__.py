@@ -1,0 +1,1 @@
+"""Hearth engines: plain Python + torch. Nothing in this package imports Qt."""

@@ -1,0 +1,17 @@
+"""Build command lines for Hearth's child processes (engine host, training jobs).
+
+When Hearth is frozen by PyInstaller, ``sys.executable`` is the app itself, which dispatches
+on its arguments like ``main.py`` does; otherwise it is Python and needs ``main.py``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+MAIN = Path(__file__).resolve().parents[2] / "main.py"
+
+
+def child_command(*args: str) -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, str(MAIN), *args]

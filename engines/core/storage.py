@@ -1,0 +1,132 @@
+"""The SQLite database: one file in the user data dir, WAL, schema migrations by version.
+
+Plain stdlib ``sqlite3`` so the GUI and the engine host can both open it cheaply. Each
+migration runs once, in order, inside a transaction that also bumps ``PRAGMA user_version``;
+a failed migration leaves the database at the previous version.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from engines.core import paths
+from engines.core.errors import HearthError
+
+# Append only: never edit a migration that has shipped.
+MIGRATIONS: list[str] = [
+    # 1: chat
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        settings_json TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content TEXT NOT NULL,
+        meta_json TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, position);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value_json TEXT NOT NULL);
+    CREATE TABLE presets (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value_json TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    """,
+]
+
+
+class DatabaseError(HearthError):
+    kind = "database"
+
+
+class Database:
+    """A thread-safe handle (one connection, serialised) on the Hearth database."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else paths.database_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self.version  # noqa: B018 - reading the header fails fast on a file that is not a database
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(
+                f"The database {self.path} could not be opened: {exc}.",
+                path=self.path,
+                hint="Move the file aside (Hearth starts a new one) or restore it from a backup.",
+            ) from exc
+        self._migrate()
+
+    @property
+    def version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        with self._lock:
+            current = self.version
+            if current > len(MIGRATIONS):
+                raise DatabaseError(
+                    f"The database {self.path} is from a newer Hearth (schema {current}, this one knows {len(MIGRATIONS)}).",
+                    path=self.path, hint="Update Hearth, or point HEARTH_HOME at another folder.",
+                )
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split_sql(script):
+                        self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {version}")
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._conn.execute("ROLLBACK")
+                    raise DatabaseError(
+                        f"The database {self.path} could not be upgraded to schema {version}: {exc}. It was left at schema {version - 1}.",
+                        path=self.path, hint="Report this; your data is unchanged.",
+                    ) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> int:
+        """Run one statement in its own transaction; returns lastrowid."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).lastrowid
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    # Migrations are plain DDL without semicolons inside strings, so a split is enough.
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,1 @@
+"""The engine host: Hearth's engines behind an HTTP server on loopback (see API.md)."""

@@ -1,0 +1,385 @@
+"""The engine host's FastAPI app and ``serve()`` (``python main.py serve``).
+
+A thin transport over the engines' generators: the OpenAI-compatible text API for any client,
+and Hearth's own endpoints (load/unload, cancel, memory, health, typed event streams) for the
+desktop app. See API.md beside this file.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from engines.core.cancel import CancelToken
+from engines.core.errors import HearthError, NotLoadedError, OutOfMemoryError, RequestError
+from engines.core.events import Result, Token, event_to_wire
+from engines.host.pump import StreamFailed, pump
+from engines.text.engine import TextEngine
+from engines.text.request import ChatRequest, LoadRequest
+
+READY_PREFIX = "HEARTH_HOST_READY"
+
+_STATUS = {NotLoadedError: 404, OutOfMemoryError: 507}
+
+
+def error_response(exc: HearthError) -> JSONResponse:
+    status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+    body = exc.to_wire()
+    # OpenAI clients read error.message / error.type.
+    body["type"] = exc.kind
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _sse(data: Any) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+_SSE_DONE = b"data: [DONE]\n\n"
+
+
+class HostState:
+    """What the app holds: the engines and the cancel tokens of running requests."""
+
+    def __init__(self) -> None:
+        self.text = TextEngine()
+        self.active: dict[str, CancelToken] = {}
+        self._models_cache: list[dict] | None = None
+        self._scan_lock = threading.Lock()
+
+    def register(self, request_id: str) -> CancelToken:
+        token = CancelToken()
+        self.active[request_id] = token
+        return token
+
+    def list_models(self, refresh: bool = False) -> tuple[list[dict], list[dict]]:
+        from engines.core.settings import Settings
+        from engines.core.storage import Database
+        from engines.models import scan_models
+
+        with self._scan_lock:
+            if self._models_cache is None or refresh:
+                try:
+                    db = Database()
+                    folders = Settings(db).get("model_folders") or []
+                    db.close()
+                except HearthError:
+                    folders = []
+                entries, errors = scan_models(folders)
+                self._models_cache = [e.to_dict() for e in entries]
+                self._scan_errors = [e.to_wire() for e in errors]
+            return self._models_cache, self._scan_errors
+
+
+def create_app(api_key: str | None = None, state: HostState | None = None) -> FastAPI:
+    app = FastAPI(title="Hearth engine host", version="1")
+    app.state.hearth = state or HostState()
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        if api_key:
+            header = request.headers.get("authorization", "")
+            if header != f"Bearer {api_key}":
+                return JSONResponse({"error": {"kind": "auth", "type": "invalid_api_key",
+                                               "message": "Missing or wrong API key: send 'Authorization: Bearer KEY'."}},
+                                    status_code=401)
+        return await call_next(request)
+
+    @app.exception_handler(HearthError)
+    async def hearth_error(request: Request, exc: HearthError):
+        return error_response(exc)
+
+    def host(request: Request) -> HostState:
+        return request.app.state.hearth
+
+    async def body_json(request: Request) -> dict:
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
+        if not isinstance(data, dict):
+            raise RequestError("The request body must be a JSON object.")
+        return data
+
+    async def ensure_loaded(state: HostState, model: str) -> str:
+        try:
+            return state.text.get(model).id
+        except NotLoadedError:
+            if model in ("", "auto"):
+                model = "default"
+            loaded = await run_in_threadpool(state.text.load, LoadRequest(model=model))
+            return loaded.id
+
+    # -- Hearth endpoints ------------------------------------------------
+    @app.get("/hearth/health")
+    async def health(request: Request):
+        state = host(request)
+        return {"status": "ok", "pid": os.getpid(), "loaded": [m.id for m in state.text.loaded()], "active": len(state.active)}
+
+    @app.get("/hearth/memory")
+    async def memory(request: Request):
+        from engines.core.devices import system_memory
+
+        info = await run_in_threadpool(system_memory, "torch" in sys.modules)
+        return {**info.to_dict(), "loaded": [m.to_dict() for m in host(request).text.loaded()]}
+
+    @app.get("/hearth/models")
+    async def models(request: Request, refresh: int = 0):
+        entries, errors = await run_in_threadpool(host(request).list_models, bool(refresh))
+        return {"models": entries, "errors": errors, "loaded": [m.to_dict() for m in host(request).text.loaded()]}
+
+    @app.post("/hearth/models/load")
+    async def load(request: Request):
+        req = LoadRequest.from_dict(await body_json(request))
+        loaded = await run_in_threadpool(host(request).text.load, req)
+        return {"model": loaded.id, "backend": loaded.backend_name, "info": loaded.to_dict()}
+
+    @app.post("/hearth/models/unload")
+    async def unload(request: Request):
+        data = await body_json(request)
+        return {"unloaded": await run_in_threadpool(host(request).text.unload, data.get("model"))}
+
+    @app.post("/hearth/cancel")
+    async def cancel(request: Request):
+        data = await body_json(request)
+        token = host(request).active.get(str(data.get("request_id", "")))
+        if token is None:
+            return {"cancelled": False}
+        token.cancel("cancelled by the user")
+        return {"cancelled": True}
+
+    @app.post("/hearth/chat")
+    async def hearth_chat(request: Request):
+        state = host(request)
+        chat = ChatRequest.from_dict(await body_json(request))
+        chat.request_id = chat.request_id or uuid.uuid4().hex
+        chat.model = await ensure_loaded(state, chat.model)
+
+        async def frames(events: AsyncIterator) -> AsyncIterator[bytes]:
+            async for event in events:
+                if isinstance(event, StreamFailed):
+                    yield _sse({"type": "Error", "error": _as_wire(event.exc)})
+                else:
+                    yield _sse(event_to_wire(event))
+            yield _SSE_DONE
+
+        return await start_stream(state, chat, frames)
+
+    # -- OpenAI-compatible -----------------------------------------------
+    @app.get("/v1/models")
+    async def v1_models(request: Request):
+        state = host(request)
+        entries, _ = await run_in_threadpool(state.list_models, False)
+        ids = {m.id for m in state.text.loaded()} | {e["id"] for e in entries}
+        return {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "hearth"} for i in sorted(ids)]}
+
+    @app.post("/v1/chat/completions")
+    async def v1_chat(request: Request):
+        data = await body_json(request)
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise RequestError("Field 'messages' must be a non-empty list.")
+        chat = _openai_request(data, messages=[_flatten_message(m, i) for i, m in enumerate(messages)])
+        return await openai_reply(request, chat, data, kind="chat")
+
+    @app.post("/v1/completions")
+    async def v1_completions(request: Request):
+        data = await body_json(request)
+        prompt = data.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise RequestError("Field 'prompt' must be a string.")
+        chat = _openai_request(data, prompt=prompt)
+        return await openai_reply(request, chat, data, kind="text")
+
+    async def openai_reply(request: Request, chat: ChatRequest, data: dict, kind: str):
+        state = host(request)
+        chat.model = await ensure_loaded(state, chat.model)
+        created = int(time.time())
+        prefix = "chatcmpl" if kind == "chat" else "cmpl"
+        reply_id = f"{prefix}-{chat.request_id}"
+        model_name = data.get("model") or chat.model
+
+        if not data.get("stream"):
+            token = state.register(chat.request_id)
+            try:
+                result = await run_in_threadpool(_final_result, state.text, chat, token)
+            finally:
+                state.active.pop(chat.request_id, None)
+            return _openai_final(kind, reply_id, created, model_name, result)
+
+        async def frames(events: AsyncIterator) -> AsyncIterator[bytes]:
+            first = True
+            async for event in events:
+                if isinstance(event, StreamFailed):
+                    yield _sse({"error": {**_as_wire(event.exc), "type": getattr(event.exc, "kind", "error")}})
+                    break
+                if isinstance(event, Token):
+                    if kind == "chat":
+                        delta = {"role": "assistant", "content": event.text} if first else {"content": event.text}
+                        choice = {"index": 0, "delta": delta, "finish_reason": None}
+                    else:
+                        choice = {"index": 0, "text": event.text, "logprobs": None, "finish_reason": None}
+                    first = False
+                    yield _sse(_chunk(kind, reply_id, created, model_name, [choice]))
+                elif isinstance(event, Result):
+                    finish = "stop" if event.finish_reason == "cancelled" else event.finish_reason
+                    choice = ({"index": 0, "delta": {}, "finish_reason": finish} if kind == "chat"
+                              else {"index": 0, "text": "", "logprobs": None, "finish_reason": finish})
+                    chunk = _chunk(kind, reply_id, created, model_name, [choice])
+                    chunk["usage"] = _usage(event)
+                    chunk["hearth"] = {"finish_reason": event.finish_reason, **{k: v for k, v in event.data.items() if k != "text"}}
+                    yield _sse(chunk)
+            yield _SSE_DONE
+
+        return await start_stream(state, chat, frames)
+
+    async def start_stream(state: HostState, chat: ChatRequest, frames):
+        """Start the job; a failure before the first event becomes a plain HTTP error."""
+        token = state.register(chat.request_id)
+        events = pump(lambda: state.text.chat(chat, token), token)
+        try:
+            first = await events.__anext__()
+        except StopAsyncIteration:
+            first = None
+        if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
+            state.active.pop(chat.request_id, None)
+            await events.aclose()
+            return error_response(first.exc)
+
+        async def replay() -> AsyncIterator:
+            try:
+                if first is not None:
+                    yield first
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()
+                state.active.pop(chat.request_id, None)
+
+        return StreamingResponse(frames(replay()), media_type="text/event-stream",
+                                 headers={"X-Hearth-Request-Id": chat.request_id, "Cache-Control": "no-cache"})
+
+    return app
+
+
+def _as_wire(exc: BaseException) -> dict:
+    if isinstance(exc, HearthError):
+        return exc.to_wire()
+    return {"kind": "internal", "message": f"The engine failed: {type(exc).__name__}: {exc}", "path": None}
+
+
+def _final_result(engine: TextEngine, chat: ChatRequest, token: CancelToken) -> Result:
+    result = None
+    for event in engine.chat(chat, token):
+        if isinstance(event, Result):
+            result = event
+    if result is None:
+        raise HearthError("The engine ended without a result.")
+    return result
+
+
+def _flatten_message(message: Any, index: int) -> dict:
+    """OpenAI content may be a list of parts; Hearth's text engine takes the text parts."""
+    if not isinstance(message, dict):
+        raise RequestError(f"messages[{index}] must be an object with 'role' and 'content'.")
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    role = message.get("role")
+    if role == "developer":
+        role = "system"
+    return {"role": role, "content": content if isinstance(content, str) else ""}
+
+
+def _openai_request(data: dict, **fields) -> ChatRequest:
+    if int(data.get("n") or 1) != 1:
+        raise RequestError("Field 'n' must be 1: Hearth generates one choice per request.")
+    mapping = {
+        "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
+        "repeat_penalty": "repeat_penalty", "seed": "seed", "stop": "stop",
+    }
+    kwargs = {ours: data[theirs] for theirs, ours in mapping.items() if data.get(theirs) is not None}
+    max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
+    if max_tokens is not None:
+        kwargs["max_tokens"] = max_tokens
+    if isinstance(kwargs.get("stop"), str):
+        kwargs["stop"] = [kwargs["stop"]]
+    kwargs["model"] = data.get("model") or "default"
+    kwargs["request_id"] = uuid.uuid4().hex
+    chat = ChatRequest(**fields, **kwargs)
+    chat.validate()
+    return chat
+
+
+def _usage(result: Result) -> dict:
+    p, c = result.data.get("prompt_tokens", 0), result.data.get("completion_tokens", 0)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _chunk(kind: str, reply_id: str, created: int, model: str, choices: list) -> dict:
+    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+    return {"id": reply_id, "object": obj, "created": created, "model": model, "choices": choices}
+
+
+def _openai_final(kind: str, reply_id: str, created: int, model: str, result: Result) -> dict:
+    finish = "stop" if result.finish_reason == "cancelled" else result.finish_reason
+    text = result.data.get("text", "")
+    if kind == "chat":
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        obj = "text_completion"
+    return {"id": reply_id, "object": obj, "created": created, "model": model, "choices": [choice],
+            "usage": _usage(result), "hearth": {k: v for k, v in result.data.items() if k != "text"}}
+
+
+def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
+          parent_pid: int | None = None, preload: str | None = None) -> int:
+    import uvicorn
+
+    api_key = api_key or os.environ.get("HEARTH_API_KEY") or None
+    state = HostState()
+    if preload:
+        state.text.load(LoadRequest(model=preload))
+    app = create_app(api_key, state)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.02)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        print(f"{READY_PREFIX} {json.dumps({'port': bound, 'pid': os.getpid()})}", flush=True)
+
+    def watch_parent() -> None:
+        import psutil
+
+        direct_child = os.getppid() == parent_pid
+        while not server.should_exit:
+            gone = os.getppid() != parent_pid if direct_child else not psutil.pid_exists(parent_pid)
+            if gone:
+                server.should_exit = True
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=announce, name="hearth-announce", daemon=True).start()
+    if parent_pid:
+        threading.Thread(target=watch_parent, name="hearth-parent-watch", daemon=True).start()
+    try:
+        server.run()
+    finally:
+        state.text.close()
+    return 0

@@ -1,0 +1,45 @@
+"""``python main.py chat``: stream one reply to stdout through the text engine, in-process."""
+from __future__ import annotations
+
+import sys
+
+from engines.core.cancel import CancelToken
+from engines.core.events import Result, Token
+from engines.text.engine import TextEngine
+from engines.text.request import DEFAULT_SYSTEM_PROMPT, ChatRequest, LoadRequest
+
+
+def run_chat(args) -> int:
+    engine = TextEngine()
+    try:
+        loaded = engine.load(LoadRequest(model=args.model, backend=args.backend, context_length=args.context_length,
+                                         device=args.device))
+        system = DEFAULT_SYSTEM_PROMPT if args.system is None else args.system
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": args.prompt}]
+        request = ChatRequest(
+            messages=messages, model=loaded.id, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+            min_p=args.min_p, repeat_penalty=args.repeat_penalty, seed=args.seed, max_tokens=args.max_tokens,
+            stop=args.stop,
+        )
+        cancel = CancelToken()
+        result = None
+        try:
+            for event in engine.chat(request, cancel):
+                if isinstance(event, Token):
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, Result):
+                    result = event
+        except KeyboardInterrupt:
+            cancel.cancel()
+            print("\n[stopped]", file=sys.stderr)
+            return 130
+        sys.stdout.write("\n")
+        if args.stats and result is not None:
+            d = result.data
+            print(f"[{d['completion_tokens']} tokens, {d['tokens_per_s']:.1f} tok/s, first token {d['ttft_s'] or 0:.2f} s, "
+                  f"prompt {d['prompt_tokens']} tokens, finish {result.finish_reason}, backend {loaded.backend_name}]",
+                  file=sys.stderr)
+        return 0
+    finally:
+        engine.close()

@@ -1,0 +1,154 @@
+"""The text engine: loads models (one owner thread each) and streams replies as events.
+
+    engine = TextEngine()
+    engine.load(LoadRequest(model="default"))
+    for event in engine.chat(ChatRequest(messages=[...]), CancelToken()):
+        ...
+
+Loading validates the file first (engines.models) and only replaces nothing: a failed load
+leaves every loaded model as it was.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from engines.core.cancel import CancelToken
+from engines.core.errors import NotLoadedError, UnsupportedModelError
+from engines.core.events import Event
+from engines.text.owner import ModelOwner
+from engines.text.request import ChatRequest, LoadRequest
+
+
+@dataclass
+class LoadedModel:
+    id: str
+    name: str
+    backend_name: str
+    load: LoadRequest
+    backend: object
+    owner: ModelOwner
+    estimate_bytes: int = 0
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"model": self.id, "name": self.name, "backend": self.backend_name,
+                "estimate_bytes": self.estimate_bytes, "load": self.load.to_dict(), **self.info}
+
+
+def choose_backend(entry, requested: str) -> str:
+    if requested != "auto":
+        if requested == "llama" and entry.format != "gguf":
+            raise UnsupportedModelError(f"The llama.cpp backend runs GGUF files; {entry.path} is a {entry.format}.",
+                                        path=entry.path, hint="Choose the transformers backend for this model.")
+        return requested
+    return "llama" if entry.format == "gguf" else "transformers"
+
+
+class TextEngine:
+    def __init__(self) -> None:
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------
+    def load(self, load: LoadRequest) -> LoadedModel:
+        """Validate, check memory, then load. Loading an already-loaded id with the same
+        options is a no-op; with other options it reloads."""
+        from engines.models import check_fits, resolve_model
+
+        load.validate()
+        entry = resolve_model(load.model)
+        backend_name = choose_backend(entry, load.backend)
+        key = entry.id
+        with self._lock:
+            current = self._models.get(key)
+            if current is not None and current.load == load:
+                return current
+        estimate = entry.estimate(load.context_length)
+        check_fits(entry, load.context_length)
+        owner = ModelOwner(backend_name)
+        try:
+            backend = owner.call(lambda: self._make_backend(entry, load, backend_name))
+        except BaseException:
+            owner.close()
+            raise
+        loaded = LoadedModel(key, entry.name, backend_name, load, backend, owner, estimate.total_bytes,
+                             owner.call(backend.info))
+        with self._lock:
+            previous = self._models.pop(key, None)
+            self._models[key] = loaded
+        if previous is not None:
+            self._close(previous)
+        return loaded
+
+    @staticmethod
+    def _make_backend(entry, load: LoadRequest, backend_name: str):
+        if backend_name == "llama":
+            from engines.text.llama_backend import LlamaBackend
+
+            return LlamaBackend(entry.path, load)
+        from engines.text.hf_backend import TransformersBackend
+
+        path = entry.path
+        if entry.gguf_file:
+            path = str(Path(entry.path) / entry.gguf_file)
+        return TransformersBackend(path, load, is_gguf=path.lower().endswith(".gguf"))
+
+    def unload(self, model_id: str | None = None) -> list[str]:
+        with self._lock:
+            if model_id is None:
+                victims = list(self._models.values())
+                self._models.clear()
+            else:
+                key = self._key(model_id)
+                victim = self._models.pop(key, None)
+                victims = [victim] if victim else []
+        for m in victims:
+            self._close(m)
+        return [m.id for m in victims]
+
+    @staticmethod
+    def _close(model: LoadedModel) -> None:
+        try:
+            model.owner.call(model.backend.close)
+        finally:
+            model.owner.close()
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def get(self, model_id: str) -> LoadedModel:
+        with self._lock:
+            model = self._models.get(self._key(model_id))
+            if model is None and model_id in ("", "auto") and len(self._models) == 1:
+                model = next(iter(self._models.values()))
+        if model is None:
+            raise NotLoadedError(f"Model {model_id!r} is not loaded.", hint="Load it first (POST /hearth/models/load or the model picker).")
+        return model
+
+    def _key(self, model_id: str) -> str:
+        if model_id == "default":
+            return "default"
+        try:
+            return str(Path(model_id).expanduser().resolve())
+        except (OSError, RuntimeError):
+            return model_id
+
+    # -- work -------------------------------------------------------------
+    def chat(self, request: ChatRequest, cancel: CancelToken | None = None) -> Iterator[Event]:
+        """Stream ``Token`` events and one final ``Result`` for ``request`` on its model."""
+        request.validate()
+        cancel = cancel or CancelToken()
+        model = self.get(request.model)
+        return model.owner.stream(lambda: model.backend.generate(request, cancel), cancel)
+
+    def tokenize(self, model_id: str, text: str) -> list[int]:
+        model = self.get(model_id)
+        return model.owner.call(lambda: model.backend.tokenize(text))
+
+    def close(self) -> None:
+        self.unload(None)
+

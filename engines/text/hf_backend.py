@@ -1,0 +1,196 @@
+"""transformers backend: HF folders, and GGUF files through a cached conversion.
+
+Generation uses ``model.generate`` with a streamer that hands text pieces to the caller and
+a stopping criterion that honours the cancel token between tokens.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from engines.core.cancel import CancelToken
+from engines.core.devices import select_device
+from engines.core.errors import ModelFileError, OutOfMemoryError, UnsupportedModelError
+from engines.core.events import Event, Token
+from engines.text.context import fit_messages
+from engines.text.request import ChatRequest, LoadRequest
+from engines.text.stats import ReplyTimer
+
+
+def auto_dtype(device: str, requested: str):
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, path: str, load: LoadRequest, *, is_gguf: bool) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = path
+        self.device = select_device(load.device)
+        self.dtype = auto_dtype(self.device, load.dtype)
+        folder = path
+        try:
+            if is_gguf:
+                from engines.text.hf_convert import ensure_converted
+
+                folder = str(ensure_converted(path))
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, local_files_only=True)
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemoryError(f"Not enough memory to load {path} on {self.device}.", path=path,
+                                   hint="Use the llama.cpp backend with a quantised GGUF, or a smaller model.") from exc
+        except (OSError, ValueError, KeyError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "does not recognize this architecture" in str(exc) or "model type" in str(exc):
+                raise UnsupportedModelError(f"transformers cannot run {path}: {message}.", path=path,
+                                            hint="Try the llama.cpp backend with a GGUF of this model.") from exc
+            raise ModelFileError(f"transformers could not load {path}: {message}.", path=path,
+                                 hint="Check the folder holds config.json, the weights (*.safetensors) and the tokenizer.") from exc
+        self.model.to(self.device).eval()
+        if self.tokenizer.chat_template is None:
+            raise UnsupportedModelError(f"{path} has no chat template in its tokenizer.", path=path,
+                                        hint="Use an instruction-tuned model, or the Explore room's raw completion.")
+        max_pos = getattr(self.model.config, "max_position_embeddings", None) or load.context_length
+        self.n_ctx = min(load.context_length, max_pos)
+
+    def info(self) -> dict:
+        return {"backend": self.name, "context_length": self.n_ctx, "device": self.device,
+                "dtype": str(self.dtype).replace("torch.", ""), "chat_template": "tokenizer"}
+
+    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+        return list(out["input_ids"])
+
+    def count_chat_tokens(self, messages: list[dict[str, str]]) -> int:
+        return len(self._chat_ids(messages))
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def generate(self, request: ChatRequest, cancel: CancelToken) -> Iterator[Event]:
+        """Runs on the model's owner thread (see the note on the generate helper thread below)."""
+        import queue
+        import threading
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+        timer = ReplyTimer()
+        dropped = 0
+        if request.prompt is not None and not request.messages:
+            ids = self.tokenizer.encode(request.prompt)
+        else:
+            messages, _, dropped = fit_messages(request.messages, self.count_chat_tokens, self.n_ctx, request.max_tokens, request.overflow)
+            ids = self._chat_ids(messages)
+        max_new = max(1, min(request.max_tokens, self.n_ctx - len(ids)))
+        pieces: queue.Queue = queue.Queue()
+        steps = 0
+
+        class _Streamer(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    pieces.put(text)
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                nonlocal steps
+                steps += 1
+                return torch.full((input_ids.shape[0],), cancel.cancelled, dtype=torch.bool, device=input_ids.device)
+
+        sampling = request.temperature > 0
+        kwargs = dict(
+            input_ids=torch.tensor([ids], device=self.device),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.device),
+            max_new_tokens=max_new,
+            do_sample=sampling,
+            repetition_penalty=request.repeat_penalty,
+            streamer=_Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
+            stopping_criteria=StoppingCriteriaList([_Cancel()]),
+            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
+        )
+        if sampling:
+            kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=request.top_k or None, min_p=request.min_p or None)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if request.stop:
+            kwargs.update(stop_strings=list(request.stop), tokenizer=self.tokenizer)
+        if request.seed is not None:
+            torch.manual_seed(request.seed)
+
+        # generate() blocks; run it on a helper thread so this (owner) thread can yield tokens
+        # as they arrive. The model is only touched by that one generate call at a time.
+        result: dict = {}
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    result["out"] = self.model.generate(**kwargs)
+            except BaseException as exc:
+                result["error"] = exc
+            finally:
+                pieces.put(None)
+
+        worker = threading.Thread(target=run, name="hearth-hf-generate", daemon=True)
+        worker.start()
+        texts: list[str] = []
+        index = 0
+        while True:
+            piece = pieces.get()
+            if piece is None:
+                break
+            timer.token()
+            texts.append(piece)
+            yield Token(piece, index)
+            index += 1
+        worker.join()
+        if "error" in result:
+            exc = result["error"]
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise OutOfMemoryError("Out of memory while generating.", hint="Shorten the conversation or max tokens.") from exc
+            raise exc
+        out_ids = result["out"][0][len(ids):].tolist()
+        completion_tokens = len(out_ids)
+        eos_ids = self.model.generation_config.eos_token_id
+        eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
+        ended_by_eos = bool(out_ids) and out_ids[-1] in eos_ids
+        text = "".join(texts)
+        if cancel.cancelled:
+            finish = "cancelled"
+        elif completion_tokens >= max_new and not ended_by_eos:
+            finish = "length"
+        else:
+            finish = "stop"
+        if request.stop:
+            for s in request.stop:
+                cut = text.find(s)
+                if cut >= 0:
+                    text = text[:cut]
+        yield timer.result(finish, text, len(ids), completion_tokens, dropped_messages=dropped, backend=self.name)
+
+    def close(self) -> None:
+        import gc
+
+        del self.model
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+
+def is_gguf_path(path: str) -> bool:
+    return Path(path).suffix.lower() == ".gguf"

@@ -1,0 +1,78 @@
+"""Hearth's entry point.
+
+``python main.py`` opens the desktop app; subcommands run the same engine code headless:
+``serve`` (the engine host), ``chat``, ``models``. Heavy modules are imported inside the
+subcommand that needs them, so the GUI starts without touching torch.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hearth", description="Hearth: local multimodal generation studio.")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the engine host (OpenAI-compatible HTTP API on 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8600, help="port (0 picks a free one)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless you mean it)")
+    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set HEARTH_API_KEY)")
+    serve.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
+    serve.add_argument("--preload", default=None, help="model to load at start ('default' for the bundled model)")
+
+    chat = sub.add_parser("chat", help="stream one reply to stdout")
+    chat.add_argument("--prompt", required=True)
+    chat.add_argument("--model", default="default", help="'default' (bundled SmolLM2) or a path to a GGUF file / model folder")
+    chat.add_argument("--system", default=None, help="system prompt (default: 'You are a helpful assistant.')")
+    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--top-p", type=float, default=0.95)
+    chat.add_argument("--top-k", type=int, default=40)
+    chat.add_argument("--min-p", type=float, default=0.05)
+    chat.add_argument("--repeat-penalty", type=float, default=1.1)
+    chat.add_argument("--seed", type=int, default=None)
+    chat.add_argument("--max-tokens", type=int, default=512)
+    chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    chat.add_argument("--context-length", type=int, default=4096)
+    chat.add_argument("--backend", choices=["auto", "llama", "transformers"], default="auto")
+    chat.add_argument("--device", default="auto")
+    chat.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
+
+    models = sub.add_parser("models", help="list the models Hearth can see")
+    models.add_argument("--folder", action="append", default=[], help="extra model folder to scan")
+    models.add_argument("--context-length", type=int, default=4096)
+    models.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command is None:
+        from desktop.app import run_app
+
+        return run_app()
+    from engines.core.errors import HearthError
+
+    try:
+        if args.command == "serve":
+            from engines.host.server import serve
+
+            return serve(port=args.port, host=args.host, api_key=args.api_key, parent_pid=args.parent_pid, preload=args.preload)
+        if args.command == "chat":
+            from engines.text.cli import run_chat
+
+            return run_chat(args)
+        if args.command == "models":
+            from engines.models.cli import run_models
+
+            return run_models(args)
+    except HearthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
