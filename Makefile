@@ -3,6 +3,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# llama-cpp-python compiles llama.cpp. Two of its CPU paths misbehaved on this project's
+# machines (Xeon with AMX, in a VM): a -march=native build crashed in its AMX kernels (SIGSEGV
+# in decode), and the llamafile sgemm path evaluated batched prompts differently from
+# token-by-token (greedy SmolLM2 answered in French instead of "Paris"). Build for AVX2 without
+# llamafile; both paths then agree with the transformers reference.
+# Set CMAKE_ARGS yourself for a GPU build, e.g. CMAKE_ARGS="-DGGML_CUDA=on" make run.
+ifeq ($(shell uname -m),x86_64)
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_LLAMAFILE=OFF
+endif
+export CMAKE_ARGS
 STAMP := $(VENV)/.hearth-installed
 
 .PHONY: run test bench env clean-env
@@ -12,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: a bare `torch` requirement could pull a multi-GB build on CPU-only machines.
 	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(PY) -m pip install --quiet -c constraints.txt llama-cpp-python
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 

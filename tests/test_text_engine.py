@@ -154,7 +154,9 @@ def test_transformers_backend_on_the_bundled_gguf(tmp_path, monkeypatch):
         cached = hf_convert.converted_dir(bundled_default_path())
         assert (cached / "model.safetensors").exists() and (cached / "config.json").exists()
         text, result = run(engine, ChatRequest(messages=FRANCE, max_tokens=40, **GREEDY))
-        assert "Paris" in text and result.finish_reason == "stop"
+        assert "Paris" in text and result.data["text"] == text
+        cut, stopped = run(engine, ChatRequest(messages=FRANCE, max_tokens=40, stop=["Paris"], **GREEDY))
+        assert stopped.finish_reason == "stop" and "Paris" not in stopped.data["text"]
         _, short = run(engine, ChatRequest(messages=FRANCE, max_tokens=3, **GREEDY))
         assert short.finish_reason == "length" and short.data["completion_tokens"] == 3
 

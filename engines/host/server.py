@@ -61,19 +61,11 @@ class HostState:
         return token
 
     def list_models(self, refresh: bool = False) -> tuple[list[dict], list[dict]]:
-        from engines.core.settings import Settings
-        from engines.core.storage import Database
-        from engines.models import scan_models
+        from engines.models import configured_folders, scan_models
 
         with self._scan_lock:
             if self._models_cache is None or refresh:
-                try:
-                    db = Database()
-                    folders = Settings(db).get("model_folders") or []
-                    db.close()
-                except HearthError:
-                    folders = []
-                entries, errors = scan_models(folders)
+                entries, errors = scan_models(configured_folders())
                 self._models_cache = [e.to_dict() for e in entries]
                 self._scan_errors = [e.to_wire() for e in errors]
             return self._models_cache, self._scan_errors

@@ -6,6 +6,7 @@ plain safetensors folder in the user cache dir; later loads read that folder in 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -29,7 +30,7 @@ def ensure_converted(gguf_path: str | Path) -> Path:
     target = converted_dir(gguf_path)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path)
     folder, name = str(gguf_path.parent), gguf_path.name
@@ -37,10 +38,9 @@ def ensure_converted(gguf_path: str | Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
     # A model loaded from GGUF is marked as quantised and save_pretrained refuses it; rebuild
     # a plain model from the same config without the quantisation marker and copy the weights.
-    config = quantised.config
+    config = copy.deepcopy(quantised.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    config = AutoConfig.for_model(**config.to_dict())
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quantised.state_dict(), strict=False)
     plain.tie_weights()

@@ -107,12 +107,18 @@ class LlamaBackend:
             raise ContextOverflowError(f"The prompt is {len(prompt_tokens)} tokens; the model's context holds {self.n_ctx}.",
                                        hint="Shorten the prompt or load the model with a longer context.")
 
+        n_prompt = len(prompt_tokens)
         sampled = 0
+        stopped_by_cancel = False
 
         def count_and_cancel(input_ids, logits) -> bool:
-            # Called once per sampled token: exact counts, and Stop takes effect before the next token.
-            nonlocal sampled
-            sampled += 1
+            # llama.cpp calls this once per sampled token with the ids before it, and once more
+            # after the loop; the longest ids seen give the exact count of sampled tokens
+            # (the end-of-turn token included). Stop takes effect before the next token.
+            nonlocal sampled, stopped_by_cancel
+            sampled = max(sampled, len(input_ids) - n_prompt + 1)
+            if cancel.cancelled:
+                stopped_by_cancel = True
             return cancel.cancelled
 
         criteria.append(count_and_cancel)
@@ -148,7 +154,9 @@ class LlamaBackend:
         if cancel.cancelled:
             finish = "cancelled"
         return_text = "".join(pieces)
-        yield timer.result(finish, return_text, len(prompt_tokens), sampled, dropped_messages=dropped, backend=self.name)
+        # A token sampled after Stop was pressed is thrown away, not shown.
+        completion_tokens = max(0, sampled - 1) if stopped_by_cancel else sampled
+        yield timer.result(finish, return_text, n_prompt, completion_tokens, dropped_messages=dropped, backend=self.name)
 
     def close(self) -> None:
         self.llm.close()
