@@ -1,0 +1,135 @@
+"""The GUI thread's longest stall from launch through the engine host starting, the default model
+loading and a reply streaming (a 5 ms QTimer probe records the gaps between its ticks).
+
+Runs the real window in this process (offscreen, fresh HEARTH_HOME) against the real engine host
+(``--host fake`` uses the test suite's fake host instead). Prints one JSON object on its last line:
+{"max_stall_ms", "p99_stall_ms", "reply_tokens", ...}; the target is max < 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+QUESTION = "Explain how a lighthouse works. Give a long, detailed answer."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", choices=["real", "fake"], default="real")
+    parser.add_argument("--max-tokens", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    home = tempfile.TemporaryDirectory()
+    os.environ["HEARTH_HOME"] = home.name
+
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import apply_theme
+    from desktop.main_window import MainWindow
+    from desktop.session import Session
+    from engines.core.events import Result, Token
+
+    app = QApplication(sys.argv[:1])
+    apply_theme(app)
+    clock = QElapsedTimer()
+    clock.start()
+    gaps: list[float] = []
+    last = [None]
+    marks: dict[str, float] = {}
+    slow: list[tuple[float, float]] = []  # (when s, gap ms) of the gaps over 20 ms
+
+    def tick() -> None:
+        now = clock.nsecsElapsed() / 1e6
+        if last[0] is not None:
+            gaps.append(now - last[0])
+            if now - last[0] > 20:
+                slow.append((round(now / 1000, 3), round(now - last[0], 1)))
+        last[0] = now
+
+    command = None
+    if args.host == "fake":
+        command = [sys.executable, str(ROOT / "tests" / "gui_fake_host.py"), "--parent-pid", str(os.getpid())]
+    session = Session(host_command=command)
+    window = MainWindow(session)
+    window.show()
+    marks["window_built_ms"] = clock.nsecsElapsed() / 1e6
+    chat = window.chat
+    chat.model_picker.prefer("default", "llama", 4096)
+    chat.sampling.presets.apply("Precise")
+    chat.sampling.max_tokens.setValue(args.max_tokens)
+    outcome: dict = {}
+
+    def on_ready(*_args) -> None:
+        marks.setdefault("host_ready_s", clock.elapsed() / 1000)
+        send()
+
+    def send() -> None:
+        marks["sent_s"] = clock.elapsed() / 1000
+        chat.send(QUESTION)
+
+    def on_event(_job_id: str, event) -> None:
+        if isinstance(event, Token):
+            marks.setdefault("first_token_s", clock.elapsed() / 1000)
+        elif isinstance(event, Result) and "reply_tokens" not in outcome and "completion_tokens" in event.data:
+            outcome.update(reply_tokens=event.data.get("completion_tokens"), tokens_per_s=event.data.get("tokens_per_s"),
+                           finish_reason=event.finish_reason)
+
+    def on_load_result(_job_id: str, event) -> None:
+        if isinstance(event, Result) and event.data.get("requested"):
+            marks.setdefault("model_loaded_s", clock.elapsed() / 1000)
+
+    def on_end(*_args) -> None:
+        if not chat.busy and "sent_s" in marks:
+            marks.setdefault("reply_done_s", clock.elapsed() / 1000)
+            QTimer.singleShot(200, app.quit)  # a few more probe ticks after the last repaint
+
+    session.host.ready.connect(on_ready)
+    session.host.crashed.connect(lambda message: (outcome.setdefault("error", message), app.quit()))
+    session.runner.event.connect(on_event)
+    session.runner.event.connect(on_load_result)
+    for signal in (session.runner.finished, session.runner.cancelled):
+        signal.connect(on_end)
+    session.runner.failed.connect(lambda _id, error: (outcome.setdefault("error", str(error)), on_end()))
+
+    probe = QTimer(interval=5, timerType=Qt.TimerType.PreciseTimer)
+    probe.timeout.connect(tick)
+    probe.start()
+    QTimer.singleShot(0, session.start_host)
+    QTimer.singleShot(int(args.timeout * 1000), lambda: (outcome.setdefault("error", "timed out"), app.quit()))
+    app.exec()
+    probe.stop()
+    window.close()
+    session.shutdown()
+    home.cleanup()
+
+    ordered = sorted(gaps)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else None
+    worst = ordered[-1] if ordered else None
+    print(f"{len(gaps)} probe ticks; longest gaps (ms): {[round(g, 1) for g in ordered[-5:]]}; over 20 ms at (s, ms): {slow}")
+    print(json.dumps({
+        "max_stall_ms": round(worst, 1) if worst is not None else None,
+        "p99_stall_ms": round(p99, 1) if p99 is not None else None,
+        "reply_tokens": outcome.get("reply_tokens"),
+        "tokens_per_s": round(outcome["tokens_per_s"], 1) if outcome.get("tokens_per_s") else None,
+        "finish_reason": outcome.get("finish_reason"),
+        "host": args.host,
+        **{k: round(v, 3) for k, v in marks.items()},
+        "probe_ticks": len(gaps),
+        "error": outcome.get("error"),
+        "target_max_stall_ms": 50,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Start the desktop app: the window first, then the engine host in the background."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication
+
+THEME = Path(__file__).with_name("theme.qss")
+ICONS = Path(__file__).with_name("icons")
+
+
+PALETTE = {
+    QPalette.ColorRole.Window: "#15171b", QPalette.ColorRole.WindowText: "#e4e6eb", QPalette.ColorRole.Base: "#23272e",
+    QPalette.ColorRole.AlternateBase: "#1c1f24", QPalette.ColorRole.Text: "#e4e6eb", QPalette.ColorRole.Button: "#2a2e36",
+    QPalette.ColorRole.ButtonText: "#e4e6eb", QPalette.ColorRole.Highlight: "#f08a4b", QPalette.ColorRole.HighlightedText: "#15171b",
+    QPalette.ColorRole.ToolTipBase: "#23272e", QPalette.ColorRole.ToolTipText: "#e4e6eb", QPalette.ColorRole.PlaceholderText: "#6f7682",
+    QPalette.ColorRole.Link: "#f5a672", QPalette.ColorRole.Mid: "#2e333b", QPalette.ColorRole.Dark: "#101215",
+}
+
+
+def apply_theme(app: QApplication) -> None:
+    """Fusion + a dark palette (so unstyled corners are dark too) + the stylesheet."""
+    app.setStyle("Fusion")
+    palette = QPalette()
+    for role, colour in PALETTE.items():
+        palette.setColor(role, QColor(colour))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#646b76"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#5d636d"))
+    app.setPalette(palette)
+    font = QFont(app.font())
+    font.setPointSizeF(10)
+    app.setFont(font)
+    app.setStyleSheet(THEME.read_text(encoding="utf-8").replace("@ICONS@", ICONS.as_posix()))
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv)
+    app.setApplicationName("Hearth")
+    apply_theme(app)
+
+    from engines.core.errors import HearthError
+    from desktop.main_window import MainWindow
+    from desktop.session import Session
+
+    try:
+        session = Session()
+    except HearthError as exc:  # e.g. a database from a newer Hearth: say so, don't trace back
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, "Hearth cannot start", str(exc))
+        return 2
+    window = MainWindow(session)
+    window.show()
+    # The host starts once the window is up, so nothing it does delays the first paint.
+    QTimer.singleShot(0, session.start_host)
+    app.aboutToQuit.connect(session.shutdown)
+    return app.exec()

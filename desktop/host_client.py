@@ -1,0 +1,100 @@
+"""A small synchronous client for the engine host's HTTP API, used from worker threads only.
+
+Every failure comes out as a ``HearthError``: the host's own errors rebuilt with
+``HearthError.from_wire``, and transport failures as ``HostError``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import httpx
+
+from engines.core.errors import HearthError, HostError
+from engines.core.events import Event, event_from_wire
+
+# Loading a model or waiting for the first token can take minutes on a CPU, so streaming and
+# loading calls wait without a read timeout; connecting to loopback never takes long.
+_QUICK = httpx.Timeout(30.0, connect=5.0)
+_LONG = httpx.Timeout(None, connect=5.0)
+
+
+class HostClient:
+    def __init__(self, base_url: str, key: str) -> None:
+        self.base_url = base_url
+        # verify=False: loopback plain HTTP; it also skips loading a CA bundle we never use.
+        self._http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=_QUICK, verify=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plain calls ---------------------------------------------------
+    def health(self) -> dict:
+        return self._call("GET", "/hearth/health")
+
+    def models(self, refresh: bool = False) -> list[dict]:
+        return self._call("GET", "/hearth/models", params={"refresh": 1} if refresh else None).get("models", [])
+
+    def memory(self) -> dict:
+        return self._call("GET", "/hearth/memory")
+
+    def load(self, model: str, backend: str = "auto", context_length: int = 4096, **extra: Any) -> dict:
+        body = {"model": model, "backend": backend, "context_length": context_length, **extra}
+        return self._call("POST", "/hearth/models/load", json=body, timeout=_LONG)
+
+    def unload(self, model: str | None = None) -> dict:
+        return self._call("POST", "/hearth/models/unload", json={"model": model} if model else {})
+
+    def cancel(self, request_id: str) -> bool:
+        return bool(self._call("POST", "/hearth/cancel", json={"request_id": request_id}).get("cancelled"))
+
+    # -- streaming -----------------------------------------------------
+    def stream_chat(self, body: dict) -> Iterator[Event]:
+        """POST /hearth/chat and yield its events until ``[DONE]``."""
+        try:
+            with self._http.stream("POST", "/hearth/chat", json=body, timeout=_LONG) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from_response(response)
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        return
+                    data = json.loads(payload)
+                    if data.get("type") == "Error":
+                        raise HearthError.from_wire(data.get("error") or {})
+                    yield event_from_wire(data)
+        except httpx.TransportError as exc:
+            raise _host_error(self.base_url, exc, mid_stream=True) from exc
+        # A stream that ends without [DONE] means the host went away mid-reply.
+        raise HostError("The engine host closed the connection before the reply was complete.")
+
+    def _call(self, method: str, path: str, timeout: httpx.Timeout | None = None, **kwargs: Any) -> dict:
+        try:
+            response = self._http.request(method, path, timeout=timeout or _QUICK, **kwargs)
+        except httpx.TransportError as exc:
+            raise _host_error(self.base_url, exc) from exc
+        if response.status_code >= 400:
+            raise _error_from_response(response)
+        return response.json()
+
+
+def _host_error(base_url: str, exc: Exception, mid_stream: bool = False) -> HostError:
+    if mid_stream and not isinstance(exc, httpx.ConnectError):
+        return HostError("The engine host stopped in the middle of the reply.")
+    return HostError(f"The engine host is not reachable at {base_url} ({type(exc).__name__}: {exc}).",
+                     hint="It may be starting or restarting; try again in a moment.")
+
+
+def _error_from_response(response: httpx.Response) -> HearthError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return HearthError.from_wire(body["error"])
+    if response.status_code == 401:
+        return HostError("The engine host refused the request (401): the access key did not match.")
+    return HostError(f"The engine host answered {response.status_code} for {response.request.url.path}: {response.text[:200]}")

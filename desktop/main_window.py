@@ -1,0 +1,115 @@
+"""The shell: a sidebar of rooms, the notification area, the status bar. Rooms do the work."""
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout, QLabel, QListWidget, QMainWindow, QProgressBar, QStackedWidget, QVBoxLayout, QWidget,
+)
+
+from desktop.rooms.chat import ChatRoom
+from desktop.rooms.placeholder import PlaceholderRoom
+from desktop.session import Session
+from desktop.widgets.notifications import NotificationArea
+
+ROOMS = ("Chat", "Image", "Decode", "Tune", "Explore")
+ICONS = {"Chat": "❝", "Image": "▣", "Decode": "◎", "Tune": "⚙", "Explore": "⌕"}  # glyphs DejaVu Sans has
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.setWindowTitle("Hearth")
+        self.setMinimumSize(900, 600)
+
+        self.notifications = NotificationArea()
+        self.chat = ChatRoom(session)
+        self.rooms: dict[str, QWidget] = {"Chat": self.chat}
+        for name in ROOMS[1:]:
+            self.rooms[name] = PlaceholderRoom(name)
+        self.stack = QStackedWidget()
+        for name in ROOMS:
+            self.stack.addWidget(self.rooms[name])
+
+        sidebar = QWidget(objectName="Sidebar")
+        sidebar.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        sidebar.setFixedWidth(168)
+        side = QVBoxLayout(sidebar)
+        side.setContentsMargins(0, 0, 0, 12)
+        side.addWidget(QLabel("◆ Hearth", objectName="Brand"))
+        self.room_list = QListWidget(objectName="RoomList")
+        for name in ROOMS:
+            self.room_list.addItem(f"{ICONS[name]}   {name}")
+        self.room_list.currentRowChanged.connect(self.stack.setCurrentIndex)
+        side.addWidget(self.room_list, 1)
+
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.notifications)
+        column.addWidget(self.stack, 1)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(sidebar)
+        row.addWidget(content, 1)
+        self.setCentralWidget(central)
+
+        self.host_indicator = QLabel(objectName="HostIndicator")
+        self.job_label = QLabel()
+        self.job_progress = QProgressBar(maximum=0, textVisible=False, maximumWidth=120)
+        self.job_progress.setVisible(False)
+        self.statusBar().addWidget(self.job_label, 1)
+        self.statusBar().addPermanentWidget(self.job_progress)
+        self.statusBar().addPermanentWidget(self.host_indicator)
+        self.statusBar().setSizeGripEnabled(False)
+
+        host, runner = session.host, session.runner
+        host.ready.connect(lambda url, _key: self._set_host_state("ready", f"Engine host ready · {url.rsplit(':', 1)[-1]}"))
+        host.crashed.connect(self._on_host_crashed)
+        host.restarting.connect(lambda: self._set_host_state("restarting", "Engine host restarting…"))
+        host.stopped.connect(lambda: self._set_host_state("stopped", "Engine host stopped"))
+        runner.started.connect(lambda _id, label: self._on_job_started(label))
+        for signal in (runner.finished, runner.cancelled):
+            signal.connect(lambda _id: self._on_job_ended())
+        runner.failed.connect(lambda _id, _error: self._on_job_ended())
+        self.chat.notified.connect(self.notifications.notify)
+        self.chat.status_changed.connect(self.job_label.setText)
+        self._set_host_state("starting", "Engine host starting…")
+
+        self.room_list.setCurrentRow(0)
+        geometry = session.settings.get("window.geometry", "")
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        else:
+            self.resize(1360, 860)
+
+    def show_room(self, name: str) -> None:
+        self.room_list.setCurrentRow(ROOMS.index(name))
+
+    def _set_host_state(self, state: str, text: str) -> None:
+        self.host_indicator.setText(f"● {text}")
+        self.host_indicator.setProperty("state", state)
+        self.host_indicator.style().unpolish(self.host_indicator)
+        self.host_indicator.style().polish(self.host_indicator)
+
+    def _on_host_crashed(self, message: str) -> None:
+        self.notifications.notify("error", message)
+        failed = self.session.host.state == "failed"
+        self._set_host_state("failed" if failed else "crashed", "Engine host failed" if failed else "Engine host crashed")
+
+    def _on_job_started(self, label: str) -> None:
+        self.job_label.setText(f"{label}…")
+        self.job_progress.setVisible(True)
+
+    def _on_job_ended(self) -> None:
+        if not self.session.runner.active_jobs():
+            self.job_progress.setVisible(False)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.session.settings.set("window.geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
+        self.chat.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""One module per room of the main window."""

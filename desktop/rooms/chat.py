@@ -1,0 +1,548 @@
+"""The Chat room: conversations, model choice, streaming replies, presets, export/import.
+
+The room binds to the session's store (SQLite, light enough for the GUI thread), the host
+manager (ready/crashed) and the job runner (everything that talks to the host). A reply streams
+into the last bubble at most ~30 times a second; it is saved when it ends, however it ends.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
+
+from engines.core.conversations import Conversation, Message
+from engines.core.errors import HearthError, HostError
+from engines.core.events import Log, Progress, Result, Token
+from desktop.jobs import Job
+from desktop.session import Session
+from desktop.widgets.composer import Composer
+from desktop.widgets.conversation_list import ConversationList
+from desktop.widgets.message_view import MessageBubble, MessageView
+from desktop.widgets.model_picker import ModelPicker
+from desktop.widgets.sampling_panel import DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, SamplingPanel, SystemPromptPanel
+
+REPAINT_MS = 33  # ~30 repaints a second while tokens stream
+
+
+def _call(fn):
+    """A job body for a plain request: one Result holding the host's answer."""
+    def run(client):
+        yield Result(data=fn(client))
+    return run
+
+
+@dataclass
+class _Reply:
+    job_id: str
+    request_id: str
+    conversation_id: int
+    model: str
+    bubble: MessageBubble | None
+    text: str = ""
+    meta: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    tokens: int = 0
+    dirty: bool = False
+    error: str = ""
+
+
+class ChatRoom(QWidget):
+    notified = Signal(str, str)  # level, text
+    status_changed = Signal(str)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.store, self.settings, self.runner, self.host = session.conversations, session.settings, session.runner, session.host
+        self.conversation: Conversation | None = None
+        self.loaded: dict | None = None  # {"model", "backend", "requested", "context_length"}
+        self.reply: _Reply | None = None
+        self._jobs: dict[str, str] = {}  # job id -> what it is
+        self._reload_after_restart: dict | None = None
+        self._loading: dict[str, str] = {}  # load job id -> requested model
+        self._editing: Message | None = None
+        self._applying = False
+        self._search = ""
+
+        self._build()
+        self._restore()
+        self.host.ready.connect(self._on_host_ready)
+        self.host.crashed.connect(self._on_host_down)
+        self.host.restarting.connect(self._update_composer)
+        self.runner.event.connect(self._on_job_event)
+        self.runner.finished.connect(lambda job_id: self._on_job_end(job_id, "finished", None))
+        self.runner.cancelled.connect(lambda job_id: self._on_job_end(job_id, "cancelled", None))
+        self.runner.failed.connect(lambda job_id, error: self._on_job_end(job_id, "failed", error))
+        self._update_composer()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.conversation_list = ConversationList()
+        self.conversation_list.selected.connect(self.open_conversation)
+        self.conversation_list.new_requested.connect(self.new_conversation)
+        self.conversation_list.rename_requested.connect(self.rename_conversation)
+        self.conversation_list.delete_requested.connect(self.delete_conversation)
+        self.conversation_list.export_requested.connect(self.export_conversation)
+        self.conversation_list.import_requested.connect(self.import_conversation)
+        self.conversation_list.search_changed.connect(self._on_search)
+
+        center = QWidget()
+        column = QVBoxLayout(center)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        top = QWidget(objectName="TopBar")
+        top.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(16, 10, 16, 10)
+        self.model_picker = ModelPicker()
+        self.model_picker.load_requested.connect(self.load_model)
+        self.model_picker.unload_requested.connect(self.unload_model)
+        self.model_picker.refresh_requested.connect(lambda: self.refresh_models(refresh=True))
+        top_layout.addWidget(self.model_picker)
+        self.message_view = MessageView()
+        self.message_view.edit_requested.connect(self._begin_edit)
+        self.message_view.regenerate_requested.connect(self.regenerate)
+        self.composer = Composer()
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.composer.edit_cancelled.connect(lambda: self._end_edit(clear=True))
+        column.addWidget(top)
+        column.addWidget(self.message_view, 1)
+        column.addWidget(self.composer)
+
+        side = QWidget(objectName="SidePanel")
+        side.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(14, 10, 14, 14)
+        side_layout.setSpacing(14)
+        self.system_prompt = SystemPromptPanel(self.settings)
+        self.sampling = SamplingPanel(self.settings)
+        model_box = QVBoxLayout()
+        model_box.setSpacing(6)
+        model_box.addWidget(QLabel("MODEL", objectName="SectionTitle"))
+        model_box.addWidget(self.model_picker.options)
+        side_layout.addLayout(model_box)
+        side_layout.addWidget(self.system_prompt)
+        side_layout.addWidget(self.sampling)
+        side_layout.addStretch(1)
+        side_scroll = QScrollArea(widgetResizable=True)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setWidget(side)
+        side_scroll.setMinimumWidth(side.minimumSizeHint().width() + side_scroll.verticalScrollBar().sizeHint().width())
+        self._save_panels_timer = QTimer(self, singleShot=True, interval=400)
+        self._save_panels_timer.timeout.connect(self._save_panels)
+        self.system_prompt.changed.connect(self._panels_changed)
+        self.sampling.changed.connect(self._panels_changed)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.conversation_list)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(side_scroll)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([230, 660, 300])
+        self.splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+        self._repaint_timer = QTimer(self, interval=REPAINT_MS)
+        self._repaint_timer.timeout.connect(self._repaint_reply)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+    def _restore(self) -> None:
+        self._applying = True
+        self.sampling.set_values({**DEFAULT_SAMPLING, "overflow": self.settings.get("overflow_policy") or "truncate",
+                                  **(self.settings.get("chat.sampling", {}) or {})})
+        self.system_prompt.set_text(self.settings.get("chat.system_prompt", "") or self.settings.get("default_system_prompt")
+                                    or DEFAULT_SYSTEM_PROMPT)
+        self._applying = False
+        self.model_picker.prefer(self.settings.get("last_model") or "default", self.settings.get("backend") or "auto",
+                                 self.settings.get("context_length") or 4096)
+        state = self.settings.get("chat.splitter", "")
+        if state:
+            self.splitter.restoreState(QByteArray.fromBase64(state.encode("ascii")))
+        self.refresh_conversations(select=self.settings.get("chat.last_conversation", None))
+        if self.conversation is None and self.conversation_list.list.count():
+            self.conversation_list.list.setCurrentRow(0)
+
+    # ------------------------------------------------------------------ host state
+    @property
+    def busy(self) -> bool:
+        return self.reply is not None
+
+    def _on_host_ready(self, _base_url: str, _key: str) -> None:
+        self.model_picker.set_available(True)
+        self.refresh_models()
+        if self._reload_after_restart:
+            again, self._reload_after_restart = self._reload_after_restart, None
+            self.load_model(again["requested"], again["backend"], again["context_length"], reloading=True)
+        self._update_composer()
+
+    def _on_host_down(self, _message: str) -> None:
+        if self.loaded:
+            self._reload_after_restart = self.loaded
+        self._set_loaded(None)
+        self.model_picker.set_available(False)
+        self._update_composer()
+
+    def _update_composer(self) -> None:
+        state = self.host.state
+        if state == "ready":
+            hint = "Generating… Esc stops." if self.busy else ""
+        elif state == "restarting":
+            hint = "engine host restarting…"
+        elif state == "failed":
+            hint = "The engine host could not be started; see the message above."
+        else:
+            hint = "engine host starting…"
+        self.composer.set_state(self.host.is_ready, self.busy, hint)
+        self.message_view.set_busy(self.busy)
+
+    # ------------------------------------------------------------------ models
+    def refresh_models(self, refresh: bool = False) -> None:
+        if not self.host.is_ready:
+            return
+        self._submit("models", Job("host", _call(lambda c: {"models": c.models(refresh=refresh), "memory": c.memory()}),
+                                   label="Looking for models"))
+
+    def load_model(self, model: str, backend: str = "auto", context_length: int = 4096, reloading: bool = False) -> str:
+        body = {"backend": backend, "context_length": int(context_length)}
+        job = Job("text", _call(lambda c: {**c.load(model, **body), "requested": model, "context_length": int(context_length),
+                                           "reloading": reloading}),
+                  label=f"Loading {model}")
+        self._loading[job.id] = model
+        return self._submit("load", job)
+
+    def unload_model(self) -> None:
+        if self.loaded:
+            model = self.loaded["model"]
+            self._submit("unload", Job("text", _call(lambda c: c.unload(model)), label=f"Unloading {model}"))
+
+    def _set_loaded(self, loaded: dict | None) -> None:
+        self.loaded = loaded
+        self.host.loaded_model = loaded["model"] if loaded else ""
+        self.model_picker.set_loaded(loaded)
+
+    # ------------------------------------------------------------------ conversations
+    def refresh_conversations(self, select: int | None = None) -> None:
+        conversations = self.store.list(self._search)
+        current = select if select is not None else (self.conversation.id if self.conversation else None)
+        self.conversation_list.set_conversations(conversations, current)
+        if select is not None and any(c.id == select for c in conversations):
+            self.open_conversation(select)
+
+    def _on_search(self, text: str) -> None:
+        self._search = text
+        self.refresh_conversations()
+
+    def open_conversation(self, conversation_id: int | None) -> None:
+        if self._save_panels_timer.isActive():  # edits belong to the conversation they were made in
+            self._save_panels_timer.stop()
+            self._save_panels()
+        self._end_edit(clear=False)
+        if conversation_id is None:
+            self.conversation = None
+            self.message_view.set_messages([])
+            return
+        try:
+            self.conversation = self.store.get(conversation_id)
+        except HearthError as exc:
+            self.notified.emit("error", str(exc))
+            return
+        self.settings.set("chat.last_conversation", conversation_id)
+        self.message_view.set_messages(self.conversation.messages)
+        if self.reply and self.reply.conversation_id == conversation_id:  # still streaming into it
+            self.reply.bubble = self.message_view.add_message(Message("assistant", self.reply.text))
+        elif self.reply:
+            self.reply.bubble = None
+        self._applying = True
+        if self.conversation.system_prompt:
+            self.system_prompt.set_text(self.conversation.system_prompt)
+        if self.conversation.settings:
+            self.sampling.set_values(self.conversation.settings)
+        self._applying = False
+        self._update_composer()
+
+    def new_conversation(self) -> Conversation:
+        conv = self.store.create("New chat", self.system_prompt.text(), self.model_picker.current_model(), self.sampling.values())
+        self._search = ""
+        self.conversation_list.search_box.blockSignals(True)
+        self.conversation_list.search_box.clear()
+        self.conversation_list.search_box.blockSignals(False)
+        self.refresh_conversations(select=conv.id)
+        self.composer.editor.setFocus()
+        return conv
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.store.rename(conversation_id, title)
+        if self.conversation and self.conversation.id == conversation_id:
+            self.conversation.title = title
+
+    def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
+        if confirm:
+            title = next((c.title for c in self.store.list() if c.id == conversation_id), "this conversation")
+            answer = QMessageBox.question(self, "Delete conversation", f"Delete “{title}” and all its messages?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        if self.reply and self.reply.conversation_id == conversation_id:
+            self.reply.error = "discard"
+            self.runner.cancel(self.reply.job_id)
+        self.store.delete(conversation_id)
+        if self.conversation and self.conversation.id == conversation_id:
+            self.conversation = None
+            self.message_view.set_messages([])
+        self.refresh_conversations()
+        if self.conversation is None and self.conversation_list.list.count():
+            self.conversation_list.list.setCurrentRow(0)
+
+    def export_conversation(self, conversation_id: int, kind: str) -> None:
+        conv = self.store.get(conversation_id)
+        suffix, label = (".json", "JSON (*.json)") if kind == "json" else (".md", "Markdown (*.md)")
+        start = str(Path.home() / (_safe_filename(conv.title) + suffix))
+        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", start, label)
+        if not path:
+            return
+        if not path.endswith(suffix):
+            path += suffix
+        try:
+            (self.store.export_json if kind == "json" else self.store.export_markdown)(conversation_id, path)
+        except (HearthError, OSError) as exc:
+            self.notified.emit("error", f"Could not export to {path}: {exc}")
+            return
+        self.notified.emit("info", f"Exported “{conv.title}” to {path}")
+
+    def import_conversation(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import conversation", str(Path.home()),
+                                              "Hearth conversations (*.json *.md *.markdown)")
+        if not path:
+            return
+        try:
+            conv = self.store.import_file(path)
+        except HearthError as exc:
+            self.notified.emit("error", str(exc))
+            return
+        self.refresh_conversations(select=conv.id)
+        self.notified.emit("info", f"Imported “{conv.title}” ({len(conv.messages)} messages)")
+
+    def _panels_changed(self) -> None:
+        if not self._applying:
+            self._save_panels_timer.start()
+
+    def _save_panels(self) -> None:
+        values, prompt = self.sampling.values(), self.system_prompt.text()
+        self.settings.set("chat.sampling", values)
+        self.settings.set("chat.system_prompt", prompt)
+        if self.conversation:
+            self.store.update(self.conversation.id, system_prompt=prompt, settings=values)
+
+    # ------------------------------------------------------------------ sending
+    def send(self, text: str) -> None:
+        if self.busy or not self.host.is_ready or not text.strip():
+            return
+        if self._save_panels_timer.isActive():
+            self._save_panels_timer.stop()
+            self._save_panels()
+        if self.conversation is None:
+            self.new_conversation()
+        conv = self.conversation
+        if self._editing is not None:
+            self.store.truncate_from(conv.id, self._editing.id)
+            bubble = next((b for b in self.message_view.bubbles if b.message.id == self._editing.id), None)
+            if bubble:
+                self.message_view.remove_from(bubble)
+            self._end_edit(clear=False)
+        if not self.store.get(conv.id).messages and conv.title == "New chat":
+            conv.title = _title_from(text)
+            self.store.rename(conv.id, conv.title)
+        message = self.store.add_message(conv.id, "user", text)
+        self.message_view.add_message(message)
+        self.composer.set_text("")
+        self.refresh_conversations()
+        self._start_reply()
+
+    def regenerate(self) -> None:
+        if self.busy or not self.host.is_ready or not self.conversation or not self.message_view.bubbles:
+            return
+        last = self.message_view.bubbles[-1]
+        if last.message.role != "assistant":
+            return
+        if last.message.id is not None:
+            self.store.truncate_from(self.conversation.id, last.message.id)
+        self.message_view.remove_from(last)
+        self._start_reply()
+
+    def stop(self) -> None:
+        if self._editing is not None and not self.busy:
+            self._end_edit(clear=True)
+            return
+        if self.reply:
+            self.runner.cancel(self.reply.job_id)
+            self.status_changed.emit("Stopping…")
+
+    def _start_reply(self) -> None:
+        conv = self.store.get(self.conversation.id)
+        requested = self.model_picker.current_model() or "default"
+        backend, context_length = self.model_picker.backend.currentText(), self.model_picker.context.value()
+        already = (self.loaded or {}).get("requested") == requested or requested in self._loading.values()
+        if not already:
+            self.load_model(requested, backend, context_length)
+            model = requested
+        else:
+            model = self.loaded["model"] if self.loaded else requested
+        system = self.system_prompt.text().strip()
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [{"role": m.role, "content": m.content} for m in conv.messages if m.content and m.role != "system"]
+        sampling = self.sampling.values()
+        body = {"request_id": uuid.uuid4().hex, "model": model, "messages": messages,
+                **{k: v for k, v in sampling.items() if v is not None}, "conversation_id": str(conv.id)}
+        self.store.update(conv.id, model=requested)
+        bubble = self.message_view.add_message(Message("assistant", ""))
+        job = Job("text", lambda c: c.stream_chat(body), label="Generating reply", request_id=body["request_id"])
+        self.reply = _Reply(job.id, body["request_id"], conv.id, requested, bubble)
+        self._submit("reply", job)
+        self._update_composer()
+
+    def _begin_edit(self, message: Message) -> None:
+        if self.busy or message.id is None:
+            return
+        self._editing = message
+        self.composer.set_text(message.content)
+        self.composer.set_editing(True)
+        self.composer.editor.setFocus()
+
+    def _end_edit(self, clear: bool) -> None:
+        if self._editing is not None and clear:
+            self.composer.set_text("")
+        self._editing = None
+        self.composer.set_editing(False)
+
+    # ------------------------------------------------------------------ jobs
+    def _submit(self, kind: str, job: Job) -> str:
+        self._jobs[job.id] = kind
+        return self.runner.submit(job)
+
+    def _on_job_event(self, job_id: str, event) -> None:
+        kind = self._jobs.get(job_id)
+        if kind == "reply" and self.reply and self.reply.job_id == job_id:
+            reply = self.reply
+            if isinstance(event, Token):
+                reply.text += event.text
+                reply.tokens += 1
+                reply.dirty = True
+                if not self._repaint_timer.isActive():
+                    self._repaint_timer.start()
+            elif isinstance(event, Result):
+                reply.meta = {**event.data, "finish_reason": event.finish_reason}
+                reply.meta.pop("text", None)
+                if event.data.get("text"):
+                    reply.text = event.data["text"]
+                    reply.dirty = True
+            elif isinstance(event, (Progress, Log)):
+                self.status_changed.emit(getattr(event, "message", "") or "Working…")
+        elif kind == "models" and isinstance(event, Result):
+            self.model_picker.set_models(event.data.get("models", []), event.data.get("memory"))
+        elif kind == "memory" and isinstance(event, Result):
+            self.model_picker.set_memory(event.data)
+        elif kind == "load" and isinstance(event, Result):
+            data = event.data
+            self._set_loaded({"model": data.get("model") or data["requested"], "backend": data.get("backend", "?"),
+                              "requested": data["requested"], "context_length": data["context_length"]})
+            self.settings.set("last_model", data["requested"])
+            self.settings.set("backend", self.model_picker.backend.currentText())
+            self.settings.set("context_length", data["context_length"])
+            if data.get("reloading"):
+                self.notified.emit("info", f"The engine host is back; {self.loaded['model']} is loaded again.")
+            self._submit("memory", Job("host", _call(lambda c: c.memory()), label="Checking memory"))
+        elif kind == "unload" and isinstance(event, Result):
+            self._set_loaded(None)
+            self._submit("memory", Job("host", _call(lambda c: c.memory()), label="Checking memory"))
+
+    def _on_job_end(self, job_id: str, how: str, error: HearthError | None) -> None:
+        kind = self._jobs.pop(job_id, None)
+        self._loading.pop(job_id, None)
+        if kind is None:
+            return
+        if kind == "reply":
+            self._finish_reply(job_id, how, error)
+        elif how == "failed":
+            if kind == "load":
+                self.notified.emit("error", f"The model did not load: {error}")
+                if self.reply and self.runner.is_active(self.reply.job_id):
+                    self.reply.error = "the model did not load"
+                    self.runner.cancel(self.reply.job_id)
+            elif not (isinstance(error, HostError) and not self.host.is_ready):
+                self.notified.emit("error", str(error))
+
+    def _repaint_reply(self) -> None:
+        reply = self.reply
+        if reply is None:
+            self._repaint_timer.stop()
+            return
+        if reply.dirty and reply.bubble is not None:
+            reply.bubble.set_text(reply.text)
+            reply.dirty = False
+        elapsed = time.monotonic() - reply.started
+        self.status_changed.emit(f"Generating… {reply.tokens} tokens" + (f", {reply.tokens / elapsed:.1f} tok/s" if elapsed > 0.5 else ""))
+
+    def _finish_reply(self, job_id: str, how: str, error: HearthError | None) -> None:
+        reply = self.reply
+        if reply is None or reply.job_id != job_id:
+            return
+        self.reply = None
+        self._repaint_timer.stop()
+        meta = {**reply.meta, "model": reply.meta.get("model") or (self.loaded or {}).get("model") or reply.model}
+        if how == "cancelled":
+            meta.setdefault("finish_reason", "cancelled")
+            if reply.error and reply.error != "discard":
+                meta.update(interrupted=True, error=reply.error)
+        elif how == "failed":
+            meta.update(interrupted=True, error=_first_line(str(error)))
+            self.notified.emit("error", f"The reply was interrupted: {error}"
+                               + (" The partial reply is kept." if reply.text else ""))
+        self._save_reply(reply, meta)
+        self._update_composer()
+        self.status_changed.emit({"finished": "Reply done", "cancelled": "Reply stopped", "failed": "Reply interrupted"}[how])
+
+    def _save_reply(self, reply: _Reply, meta: dict) -> None:
+        if reply.error == "discard":
+            return
+        try:
+            message = self.store.add_message(reply.conversation_id, "assistant", reply.text, meta)
+        except (sqlite3.DatabaseError, HearthError):
+            return  # the conversation was deleted meanwhile
+        if reply.bubble is not None:
+            reply.bubble.message.id = message.id
+            reply.bubble.set_text(reply.text)
+            reply.bubble.set_meta(meta)
+            self.message_view.set_busy(False)
+
+    def shutdown(self) -> None:
+        """Keep what was streaming (marked interrupted) and the layout, before the host goes away."""
+        self._save_panels_timer.stop()
+        self._save_panels()
+        self.settings.set("chat.splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
+        if self.reply is not None:
+            reply, self.reply = self.reply, None
+            self._repaint_timer.stop()
+            self._jobs.pop(reply.job_id, None)
+            self._save_reply(reply, {**reply.meta, "interrupted": True, "error": "Hearth was closed during the reply"})
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 48 else line[:47].rstrip() + "…"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _safe_filename(title: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in title).strip()
+    return keep[:60] or "conversation"

@@ -1,0 +1,1 @@
+"""Small reusable widgets; they know nothing about rooms or the engine host."""

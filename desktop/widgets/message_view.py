@@ -1,0 +1,264 @@
+"""The conversation as a column of message bubbles with Markdown bodies.
+
+Each body is a QTextBrowser sized to its document, so the column scrolls as one page; code
+blocks get a monospace font and a darker background.
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
+)
+
+from engines.core.conversations import Message
+
+CODE_BACKGROUND = QColor("#0e1013")
+INLINE_CODE_BACKGROUND = QColor("#262a31")
+
+
+class MarkdownView(QTextBrowser):
+    """Read-only Markdown whose height follows its content (no inner scroll bar)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MessageBody")
+        self.setOpenExternalLinks(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._fixed_font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self._text = ""
+
+    def set_markdown(self, text: str) -> None:
+        if text == self._text:
+            return
+        self._text = text
+        self.setMarkdown(text)
+        self._style_code()
+
+    def _style_code(self) -> None:
+        doc = self.document()
+        cursor = QTextCursor(doc)
+        cursor.beginEditBlock()
+        block = doc.begin()
+        while block.isValid():
+            fmt = block.blockFormat()
+            if fmt.hasProperty(QTextFormat.Property.BlockCodeFence) or fmt.nonBreakableLines():
+                cursor.setPosition(block.position())
+                code_block = QTextBlockFormat()
+                code_block.setBackground(CODE_BACKGROUND)
+                code_block.setLeftMargin(6)
+                code_block.setRightMargin(6)
+                cursor.mergeBlockFormat(code_block)
+                cursor.setPosition(block.position() + max(0, block.length() - 1), QTextCursor.MoveMode.KeepAnchor)
+                code_char = QTextCharFormat()
+                code_char.setFont(self._fixed_font)
+                code_char.setBackground(CODE_BACKGROUND)
+                cursor.mergeCharFormat(code_char)
+            else:
+                it = block.begin()
+                while not it.atEnd():
+                    fragment = it.fragment()
+                    if fragment.isValid() and fragment.charFormat().fontFixedPitch():
+                        cursor.setPosition(fragment.position())
+                        cursor.setPosition(fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor)
+                        inline = QTextCharFormat()
+                        inline.setFont(self._fixed_font)
+                        inline.setBackground(INLINE_CODE_BACKGROUND)
+                        cursor.mergeCharFormat(inline)
+                    it += 1
+            block = block.next()
+        cursor.endEditBlock()
+
+    def _fit_height(self, size) -> None:
+        self.setFixedHeight(math.ceil(size.height()) + 2 * self.frameWidth() + 2)
+
+    def wheelEvent(self, event) -> None:  # let the conversation scroll, not this fixed-height view
+        event.ignore()
+
+
+class MessageBubble(QFrame):
+    edit_requested = Signal(object)  # Message
+    regenerate_requested = Signal()
+
+    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message = message
+        self.setObjectName("Bubble")
+        self.setProperty("role", message.role)
+        layout = QVBoxLayout(self)
+        margin = 12 if message.role == "user" else 4
+        layout.setContentsMargins(margin, 8, margin, 8)
+        layout.setSpacing(4)
+
+        header = QHBoxLayout()
+        header.setSpacing(2)
+        self.role_label = QLabel({"user": "You", "assistant": "Assistant", "system": "System"}.get(message.role, message.role))
+        self.role_label.setObjectName("RoleLabel")
+        self.role_label.setProperty("role", message.role)
+        header.addWidget(self.role_label)
+        header.addStretch(1)
+        self.copy_button = self._action("Copy", "Copy this message", self._copy)
+        header.addWidget(self.copy_button)
+        self.edit_button = self._action("Edit", "Edit this message and resend it (drops what follows)",
+                                        lambda: self.edit_requested.emit(self.message))
+        self.edit_button.setVisible(message.role == "user")
+        header.addWidget(self.edit_button)
+        self.regenerate_button = self._action("Regenerate", "Write this reply again", self.regenerate_requested.emit)
+        self.regenerate_button.setVisible(False)
+        header.addWidget(self.regenerate_button)
+        layout.addLayout(header)
+
+        self.body = MarkdownView(self)
+        layout.addWidget(self.body)
+        self.stats_label = QLabel(objectName="Stats")
+        self.stats_label.setVisible(False)
+        layout.addWidget(self.stats_label)
+        self.set_text(message.content)
+        self.set_meta(message.meta)
+
+    def _action(self, text: str, tip: str, slot) -> QToolButton:
+        button = QToolButton(text=text, objectName="Flat", toolTip=tip)
+        button.setCursor(Qt.CursorShape.PointingHandCursor)
+        button.clicked.connect(slot)
+        return button
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.message.content)
+
+    def set_text(self, text: str) -> None:
+        self.message.content = text
+        self.body.set_markdown(text if text else "…")
+
+    def set_meta(self, meta: dict) -> None:
+        self.message.meta = dict(meta)
+        line = format_stats(meta)
+        self.stats_label.setText(line)
+        self.stats_label.setVisible(bool(line))
+        interrupted = bool(meta.get("interrupted"))
+        if self.stats_label.property("interrupted") != interrupted:
+            self.stats_label.setProperty("interrupted", interrupted)
+            self.stats_label.style().unpolish(self.stats_label)
+            self.stats_label.style().polish(self.stats_label)
+
+    def set_actions_enabled(self, enabled: bool) -> None:
+        self.edit_button.setEnabled(enabled)
+        self.regenerate_button.setEnabled(enabled)
+
+
+def format_stats(meta: dict) -> str:
+    """The line under an assistant reply: tokens, speed, time to first token, why it stopped."""
+    parts = []
+    if meta.get("completion_tokens") is not None:
+        parts.append(f"{meta['completion_tokens']} tokens")
+    if meta.get("tokens_per_s"):
+        parts.append(f"{float(meta['tokens_per_s']):.1f} tok/s")
+    if meta.get("ttft_s") is not None:
+        parts.append(f"first token {float(meta['ttft_s']):.2f} s")
+    if meta.get("prompt_tokens") is not None:
+        parts.append(f"prompt {meta['prompt_tokens']} tokens")
+    if meta.get("dropped_messages"):
+        parts.append(f"{meta['dropped_messages']} old messages dropped to fit")
+    reason = meta.get("finish_reason")
+    if reason == "length":
+        parts.append("stopped at max tokens")
+    elif reason == "cancelled":
+        parts.append("stopped by you")
+    if meta.get("model"):
+        parts.append(str(meta["model"]))
+    if meta.get("interrupted"):
+        parts.insert(0, f"⚠ interrupted: {meta.get('error') or 'the reply did not finish'}")
+    return "  ·  ".join(parts)
+
+
+class MessageView(QScrollArea):
+    edit_requested = Signal(object)  # Message
+    regenerate_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MessageList")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QWidget(objectName="MessageList")
+        row = QHBoxLayout(outer)
+        row.setContentsMargins(24, 16, 24, 16)
+        self._column = QWidget(objectName="MessageList")
+        self._column.setMaximumWidth(880)
+        self._layout = QVBoxLayout(self._column)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(14)
+        self._layout.addStretch(1)
+        row.addStretch(1)
+        row.addWidget(self._column, 100)
+        row.addStretch(1)
+        self.setWidget(outer)
+
+        self.empty_state = QWidget(objectName="EmptyState")
+        empty = QVBoxLayout(self.empty_state)
+        empty.setContentsMargins(0, 140, 0, 0)
+        empty.setSpacing(10)
+        title = QLabel("Start a conversation", objectName="RoomTitle")
+        hint = QLabel("Pick a model above (it loads on first Send), write below.\n"
+                      "Enter sends · Shift+Enter adds a line · Esc stops a reply.", objectName="Hint")
+        for label in (title, hint):
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            empty.addWidget(label)
+        self._layout.insertWidget(0, self.empty_state)
+
+        self.bubbles: list[MessageBubble] = []
+        self._stick_to_bottom = True
+        self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+
+    def set_messages(self, messages: list[Message]) -> None:
+        for bubble in self.bubbles:
+            bubble.setParent(None)
+            bubble.deleteLater()
+        self.bubbles = []
+        for message in messages:
+            self.add_message(message)
+        self._stick_to_bottom = True
+        self._update_actions()
+
+    def add_message(self, message: Message) -> MessageBubble:
+        bubble = MessageBubble(message, self._column)
+        bubble.edit_requested.connect(self.edit_requested)
+        bubble.regenerate_requested.connect(self.regenerate_requested)
+        self._layout.insertWidget(self._layout.count() - 1, bubble)
+        self.bubbles.append(bubble)
+        self._stick_to_bottom = True
+        self._update_actions()
+        return bubble
+
+    def remove_from(self, bubble: MessageBubble) -> None:
+        index = self.bubbles.index(bubble)
+        for gone in self.bubbles[index:]:
+            gone.setParent(None)
+            gone.deleteLater()
+        del self.bubbles[index:]
+        self._update_actions()
+
+    def set_busy(self, busy: bool) -> None:
+        for bubble in self.bubbles:
+            bubble.set_actions_enabled(not busy)
+
+    def _update_actions(self) -> None:
+        self.empty_state.setVisible(not self.bubbles)
+        for i, bubble in enumerate(self.bubbles):
+            last = i == len(self.bubbles) - 1
+            bubble.regenerate_button.setVisible(last and bubble.message.role == "assistant")
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 24
+
+    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._stick_to_bottom:
+            self.verticalScrollBar().setValue(maximum)

@@ -1,0 +1,178 @@
+"""A tiny stand-in for the engine host (see engines/host/API.md) for fast GUI tests.
+
+Run as ``python tests/gui_fake_host.py [--parent-pid PID]``: prints the READY line, serves canned
+models and streams canned replies token by token, honouring /hearth/cancel and the API key.
+Replies: a question about France -> "The capital of France is Paris."; a message with "long"
+-> a long Markdown answer (a few seconds); "fail" -> an Error event; anything else -> an echo.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+KEY = os.environ.get("HEARTH_API_KEY", "")
+TOKEN_DELAY = float(os.environ.get("FAKE_HOST_TOKEN_DELAY", "0.01"))
+LONG_DELAY = float(os.environ.get("FAKE_HOST_LONG_DELAY", "0.03"))
+GIB = 1024 ** 3
+
+
+
+def _entry(id: str, name: str, quantization: str, parameters: int, total_bytes: int, source: str, kind: str = "text") -> dict:
+    """A ModelEntry.to_dict() as the real host sends it."""
+    estimate = {"weights_bytes": total_bytes - 60 * 1024 ** 2, "kv_cache_bytes": 40 * 1024 ** 2, "overhead_bytes": 20 * 1024 ** 2,
+                "total_bytes": total_bytes, "available_bytes": 8 * GIB, "fits": total_bytes < 8 * GIB, "context_length": 4096}
+    return {"id": id, "name": name, "path": id, "format": "gguf", "kind": kind, "source": source, "architecture": "llama",
+            "parameters": parameters, "quantization": quantization, "context_length": 8192, "size_bytes": total_bytes,
+            "gguf_file": "", "layers": 30, "kv_heads": 3, "head_dim": 64, "estimate": estimate}
+
+
+MODELS = [
+    _entry("default", "SmolLM2-135M-Instruct (fake)", "Q4_1", 135_000_000, 180 * 1024 ** 2, "bundled"),
+    _entry("/models/huge-70b.Q4_K_M.gguf", "Huge-70B (fake)", "Q4_K_M", 70_000_000_000, 42 * GIB, "folder"),
+    _entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * 1024 ** 2, "folder"),
+    _entry("/models/sd-tiny.safetensors", "an image checkpoint", "F16", 1_000_000, 10 * 1024 ** 2, "folder", kind="image"),
+]
+LONG_REPLY = (
+    "Here is a longer answer with **Markdown**.\n\n"
+    + "".join(f"{i}. Point number {i} explains one more thing in a sentence of moderate length.\n" for i in range(1, 25))
+    + "\n```python\ndef greet(name):\n    return f\"hello {name}\"\n```\n\nThat is all."
+)
+
+app = FastAPI()
+loaded: dict[str, str] = {}
+cancelled: set[str] = set()
+
+
+@app.middleware("http")
+async def check_key(request: Request, call_next):
+    if KEY and request.headers.get("authorization") != f"Bearer {KEY}":
+        return JSONResponse({"error": {"kind": "host", "message": "Bad or missing API key."}}, status_code=401)
+    return await call_next(request)
+
+
+@app.get("/hearth/health")
+async def health():
+    return {"status": "ok", "pid": os.getpid(), "loaded": list(loaded)}
+
+
+@app.get("/hearth/models")
+async def models(refresh: int = 0):
+    return {"models": MODELS}
+
+
+@app.get("/hearth/memory")
+async def memory():
+    return {"ram_total": 16 * GIB, "ram_available": 8 * GIB, "gpu_name": None, "vram_total": 0, "vram_free": 0,
+            "loaded": [{"model": m, "backend": b, "estimate_bytes": 180 * 1024 ** 2} for m, b in loaded.items()]}
+
+
+@app.post("/hearth/models/load")
+async def load(request: Request):
+    body = await request.json()
+    model = body.get("model", "default")
+    if "broken" in model:
+        return JSONResponse({"error": {"kind": "model_file", "path": model,
+                                       "message": f"{model} is truncated (12 MB of 2 GB). Download it again."}}, status_code=400)
+    await asyncio.sleep(0.05)
+    backend = "llama" if body.get("backend", "auto") == "auto" else body["backend"]
+    loaded.clear()
+    loaded[model] = backend
+    return {"model": model, "backend": backend, "info": {"context_length": body.get("context_length")}}
+
+
+@app.post("/hearth/models/unload")
+async def unload(request: Request):
+    body = await request.json()
+    gone = [body["model"]] if body.get("model") else list(loaded)
+    for model in gone:
+        loaded.pop(model, None)
+    return {"unloaded": gone}
+
+
+@app.post("/hearth/cancel")
+async def cancel(request: Request):
+    body = await request.json()
+    cancelled.add(body["request_id"])
+    return {"cancelled": True}
+
+
+def _reply_for(text: str) -> tuple[str, float]:
+    if "capital of France" in text:
+        return "The capital of France is **Paris**.", TOKEN_DELAY
+    if "long" in text.lower():
+        return LONG_REPLY, LONG_DELAY
+    return f"You said: {text}", TOKEN_DELAY
+
+
+@app.post("/hearth/chat")
+async def chat(request: Request):
+    body = await request.json()
+    request_id = body.get("request_id", "")
+    user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+
+    async def events():
+        def line(data: dict) -> str:
+            return f"data: {json.dumps(data)}\n\n"
+
+        if "fail" in user:
+            yield line({"type": "Error", "error": {"kind": "context_overflow", "message": "The conversation does not fit."}})
+            yield "data: [DONE]\n\n"
+            return
+        text, delay = _reply_for(user)
+        pieces = re.findall(r"\s*\S+|\s+", text)
+        start, first, out, finish = time.monotonic(), None, [], "stop"
+        for i, piece in enumerate(pieces):
+            if request_id in cancelled:
+                finish = "cancelled"
+                break
+            if i >= int(body.get("max_tokens") or 10 ** 9):
+                finish = "length"
+                break
+            await asyncio.sleep(delay)
+            first = first or time.monotonic() - start
+            out.append(piece)
+            yield line({"type": "Token", "text": piece, "index": i})
+        total = time.monotonic() - start
+        data = {"text": "".join(out), "prompt_tokens": sum(len(m["content"].split()) for m in body.get("messages", [])),
+                "completion_tokens": len(out), "ttft_s": first or 0.0, "tokens_per_s": len(out) / total if total else 0.0,
+                "total_s": total, "dropped_messages": 0}
+        yield line({"type": "Result", "finish_reason": finish, "data": data})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _exit_with_parent(pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args()
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    print("HEARTH_HOST_READY " + json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}), flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

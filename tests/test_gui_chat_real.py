@@ -1,0 +1,93 @@
+"""End to end with the real engine host (spawned by HostManager) and the bundled model."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+from gui_support import HEAVY_MODULES, needs_real_host, no_leaks, open_hearth  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.slow, needs_real_host]
+QUESTION = "What is the capital of France?"
+
+
+def _open_on_llama(open_hearth):
+    hearth = open_hearth("real")
+    hearth.chat.model_picker.prefer("default", "llama", 4096)
+    hearth.chat.sampling.presets.apply("Precise")  # greedy: temperature 0
+    hearth.chat.system_prompt.set_text("You are a helpful assistant.")
+    hearth.wait_ready(120_000)
+    return hearth
+
+
+def test_real_host_answers_and_gui_stays_light(open_hearth):
+    hearth = _open_on_llama(open_hearth)
+    hearth.send(QUESTION)
+    hearth.wait_reply_done(180_000)
+    bubble = hearth.last_bubble()
+    assert "Paris" in bubble.message.content, bubble.message.content
+    meta = bubble.message.meta
+    assert meta["finish_reason"] == "stop" and meta["completion_tokens"] > 0 and meta["tokens_per_s"] > 0
+    assert hearth.chat.loaded and hearth.chat.loaded["backend"] == "llama"
+    for name in HEAVY_MODULES:
+        assert name not in sys.modules, f"the GUI process imported {name}"
+
+
+def test_real_host_killed_mid_reply_recovers(open_hearth):
+    hearth = _open_on_llama(open_hearth)
+    hearth.chat.sampling.max_tokens.setValue(400)
+    hearth.send("Write a long story about a lighthouse keeper and a storm.")
+    hearth.qtbot.waitUntil(lambda: hearth.chat.reply is not None and hearth.chat.reply.tokens >= 3, timeout=180_000)
+    old_pid = hearth.session.host.pid
+    os.kill(old_pid, signal.SIGKILL)
+    hearth.wait_reply_done(30_000)
+    texts = lambda: " ".join(hearth.window.notifications.texts())  # noqa: E731
+    hearth.qtbot.waitUntil(lambda: "The engine host stopped unexpectedly" in texts(), timeout=10_000)
+    assert "restarting it and reloading default" in texts()
+    assert hearth.last_bubble().message.meta.get("interrupted")
+    hearth.wait_ready(120_000)
+    assert hearth.session.host.pid != old_pid
+    hearth.chat.sampling.max_tokens.setValue(64)
+    hearth.send(QUESTION)
+    hearth.wait_reply_done(180_000)
+    assert "Paris" in hearth.last_bubble().message.content
+
+
+def test_real_host_escape_stops_then_next_send_works(open_hearth):
+    hearth = _open_on_llama(open_hearth)
+    hearth.chat.sampling.max_tokens.setValue(400)
+    hearth.send("Write a long story about a lighthouse keeper and a storm.")
+    hearth.qtbot.waitUntil(lambda: hearth.chat.reply is not None and hearth.chat.reply.tokens >= 3, timeout=180_000)
+    hearth.qtbot.keyClick(hearth.chat.composer.editor, Qt.Key.Key_Escape)
+    hearth.wait_reply_done(30_000)
+    assert hearth.last_bubble().message.meta["finish_reason"] == "cancelled"
+    hearth.chat.sampling.max_tokens.setValue(64)
+    hearth.send(QUESTION)
+    hearth.wait_reply_done(180_000)
+    assert "Paris" in hearth.last_bubble().message.content
+
+
+def test_real_host_gui_thread_never_stalls(open_hearth):
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    probe = QTimer(interval=5, timerType=Qt.TimerType.PreciseTimer)
+    probe.timeout.connect(tick)
+    probe.start()
+    hearth = _open_on_llama(open_hearth)
+    hearth.chat.sampling.max_tokens.setValue(200)
+    hearth.send("Explain how a lighthouse works, in detail.")
+    hearth.wait_reply_done(180_000)
+    probe.stop()
+    assert hearth.last_bubble().message.meta["completion_tokens"] > 20
+    assert max(gaps) < 250, f"longest GUI-thread stall {max(gaps)} ms"

@@ -1,0 +1,68 @@
+"""The shell: rooms, notification area, host indicator, and a window that is not blank."""
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtWidgets import QLabel
+
+from gui_support import HEAVY_MODULES, no_leaks, open_hearth  # noqa: F401  (fixtures)
+from desktop.main_window import ROOMS
+
+
+def test_shell_shows_five_rooms_and_paints(open_hearth, tmp_path):
+    hearth = open_hearth(host=None)
+    window = hearth.window
+    labels = [window.room_list.item(i).text() for i in range(window.room_list.count())]
+    assert [label.split()[-1] for label in labels] == ["Chat", "Image", "Decode", "Tune", "Explore"]
+    assert list(window.rooms) == list(ROOMS)
+    for name in ROOMS[1:]:
+        window.show_room(name)
+        assert window.stack.currentWidget() is window.rooms[name]
+    window.show_room("Decode")
+    assert "fMRI" in " ".join(label.text() for label in window.rooms["Decode"].findChildren(QLabel))
+    window.show_room("Chat")
+
+    image = window.grab().toImage()
+    image.save(str(tmp_path / "shell.png"))
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 20, "the window looks blank"
+
+
+def test_send_waits_for_the_host_but_history_and_settings_work(open_hearth):
+    hearth = open_hearth(host=None)  # the host never starts: like the first seconds after launch
+    chat = hearth.chat
+    assert not chat.composer.send_button.isEnabled()
+    assert "engine host starting" in chat.composer.hint.text()
+    assert "starting" in hearth.window.host_indicator.text().lower()
+    chat.conversation_list.new_button.click()
+    chat.sampling.presets.apply("Precise")
+    assert chat.sampling.temperature.value() == 0.0
+    assert chat.system_prompt.text() == "You are a helpful assistant."
+    for name in HEAVY_MODULES:
+        assert name not in sys.modules, f"the GUI imported {name}"
+
+
+def test_notifications_are_dismissable(open_hearth):
+    hearth = open_hearth(host=None)
+    area = hearth.window.notifications
+    area.notify("error", "Something went wrong with model.gguf; download it again.")
+    area.notify("warning", "Low memory.")
+    assert area.isVisible() and len(area.texts()) == 2
+    area._banners[0].close_button.click()
+    assert area.texts() == ["Low memory."]
+    area.clear()
+    assert not area.isVisible()
+
+
+def test_qt_bindings_keep_reference_counts(qapp):
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None (and True/False) on every call
+    that returns nothing, so the app aborts with 'deallocating None' after a few thousand calls.
+    Python 3.12+ hides it (immortal None); on 3.11 pin PySide6-Essentials to 6.11.x."""
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    before = sys.getrefcount(None)
+    for _ in range(500):
+        label.setText("x")
+        qapp.processEvents()
+    assert sys.getrefcount(None) >= before - 50, "these PySide6 bindings leak None references (see docstring)"
