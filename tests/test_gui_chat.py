@@ -141,3 +141,33 @@ def test_gui_thread_never_stalls_while_streaming(open_hearth, monkeypatch):
     probe.stop()
     assert hearth.last_bubble().message.meta["completion_tokens"] > 100
     assert max(gaps) < 250, f"longest GUI-thread stall {max(gaps)} ms"
+
+
+def test_load_options_and_model_folders_persist(open_hearth, monkeypatch, tmp_path):
+    from desktop.host_client import HostClient
+    from desktop.widgets import model_folders
+
+    sent = []
+    real_load = HostClient.load
+
+    def spy(self, model, backend="auto", context_length=4096, **extra):
+        sent.append({"model": model, "backend": backend, "context_length": context_length, **extra})
+        return real_load(self, model, backend, context_length, **extra)
+
+    monkeypatch.setattr(HostClient, "load", spy)
+    hearth = open_hearth("fake")
+    hearth.wait_ready()
+    picker = hearth.chat.model_picker
+    picker.gpu_layers.setValue(0)
+    picker.device.setCurrentText("cpu")
+    picker.load_button.click()
+    hearth.qtbot.waitUntil(lambda: hearth.chat.loaded is not None)
+    assert sent[-1]["gpu_layers"] == 0 and sent[-1]["device"] == "cpu"
+    assert hearth.session.settings.get("load_options") == {"gpu_layers": 0, "device": "cpu"}
+
+    folder = tmp_path / "my-models"
+    folder.mkdir()
+    monkeypatch.setattr(model_folders.QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    monkeypatch.setattr(model_folders.ModelFoldersDialog, "exec", lambda self: (self._add(), 1)[1])
+    hearth.chat.edit_model_folders()
+    assert hearth.session.settings.get("model_folders") == [str(folder)]

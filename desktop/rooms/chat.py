@@ -104,6 +104,7 @@ class ChatRoom(QWidget):
         self.model_picker.load_requested.connect(self.load_model)
         self.model_picker.unload_requested.connect(self.unload_model)
         self.model_picker.refresh_requested.connect(lambda: self.refresh_models(refresh=True))
+        self.model_picker.folders_requested.connect(self.edit_model_folders)
         top_layout.addWidget(self.model_picker)
         self.message_view = MessageView()
         self.message_view.edit_requested.connect(self._begin_edit)
@@ -164,6 +165,7 @@ class ChatRoom(QWidget):
         self._applying = False
         self.model_picker.prefer(self.settings.get("last_model") or "default", self.settings.get("backend") or "auto",
                                  self.settings.get("context_length") or 4096)
+        self.model_picker.set_load_options(self.settings.get("load_options", {}) or {})
         state = self.settings.get("chat.splitter", "")
         if state:
             self.splitter.restoreState(QByteArray.fromBase64(state.encode("ascii")))
@@ -212,12 +214,21 @@ class ChatRoom(QWidget):
                                    label="Looking for models"))
 
     def load_model(self, model: str, backend: str = "auto", context_length: int = 4096, reloading: bool = False) -> str:
-        body = {"backend": backend, "context_length": int(context_length)}
+        body = {"backend": backend, "context_length": int(context_length), **self.model_picker.load_options()}
         job = Job("text", _call(lambda c: {**c.load(model, **body), "requested": model, "context_length": int(context_length),
                                            "reloading": reloading}),
                   label=f"Loading {model}")
         self._loading[job.id] = model
         return self._submit("load", job)
+
+    def edit_model_folders(self) -> None:
+        from engines.core import paths
+        from desktop.widgets.model_folders import ModelFoldersDialog
+
+        dialog = ModelFoldersDialog(list(self.settings.get("model_folders") or []), str(paths.models_dir()), self)
+        if dialog.exec():
+            self.settings.set("model_folders", dialog.folders())
+            self.refresh_models(refresh=True)
 
     def unload_model(self) -> None:
         if self.loaded:
@@ -456,6 +467,7 @@ class ChatRoom(QWidget):
             self.settings.set("last_model", data["requested"])
             self.settings.set("backend", self.model_picker.backend.currentText())
             self.settings.set("context_length", data["context_length"])
+            self.settings.set("load_options", self.model_picker.load_options())
             if data.get("reloading"):
                 self.notified.emit("info", f"The engine host is back; {self.loaded['model']} is loaded again.")
             self._submit("memory", Job("host", _call(lambda c: c.memory()), label="Checking memory"))

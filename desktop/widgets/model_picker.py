@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 BACKENDS = ("auto", "llama", "transformers")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def human_bytes(n: float | None) -> str:
@@ -80,6 +81,7 @@ class ModelPicker(QWidget):
     load_requested = Signal(str, str, int)  # model id, backend, context length
     unload_requested = Signal()
     refresh_requested = Signal()
+    folders_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,6 +97,8 @@ class ModelPicker(QWidget):
         self.combo.currentIndexChanged.connect(self._update_info)
         self.refresh_button = QToolButton(text="↻", objectName="Flat", toolTip="Look for models again")
         self.refresh_button.clicked.connect(self.refresh_requested)
+        self.folders_button = QToolButton(text="Folders…", objectName="Flat", toolTip="Choose the folders Hearth scans for models")
+        self.folders_button.clicked.connect(self.folders_requested)
         # Load options sit in the room's side panel (``options``); Load reads them from here.
         self.options = QWidget()
         form = QFormLayout(self.options)
@@ -105,15 +109,21 @@ class ModelPicker(QWidget):
         self.backend.addItems(BACKENDS)
         self.context = QSpinBox(minimum=256, maximum=1_048_576, singleStep=1024, value=4096, toolTip="Context length (tokens)")
         self.context.valueChanged.connect(self._update_info)
+        self.gpu_layers = QSpinBox(minimum=-1, maximum=999, value=-1, specialValueText="all",
+                                   toolTip="llama.cpp: layers offloaded to the GPU (all, or 0 for CPU only); ignored without a GPU")
+        self.device = QComboBox(toolTip="transformers: where the model runs (auto picks CUDA, then MPS, then the CPU)")
+        self.device.addItems(DEVICES)
         form.addRow("Backend", self.backend)
         form.addRow("Context length", self.context)
+        form.addRow("GPU layers", self.gpu_layers)
+        form.addRow("Device", self.device)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(self._request_load)
         self.unload_button = QPushButton("Unload")
         self.unload_button.clicked.connect(self.unload_requested)
         row.addWidget(self.combo, 1)
         self.loaded_label = QLabel("no model loaded", objectName="Muted")
-        for widget in (self.refresh_button, self.load_button, self.unload_button, self.loaded_label):
+        for widget in (self.refresh_button, self.folders_button, self.load_button, self.unload_button, self.loaded_label):
             row.addWidget(widget)
         outer.addLayout(row)
         self.info = QLabel(objectName="ModelInfo")
@@ -152,6 +162,15 @@ class ModelPicker(QWidget):
         self.context.setValue(int(context_length))
         if self.combo.count() == 0 and model:
             self.combo.addItem(model, model)
+
+    def load_options(self) -> dict:
+        """Backend-specific load options, sent with every load request."""
+        return {"gpu_layers": self.gpu_layers.value(), "device": self.device.currentText()}
+
+    def set_load_options(self, options: dict) -> None:
+        self.gpu_layers.setValue(int(options.get("gpu_layers", -1)))
+        if options.get("device") in DEVICES:
+            self.device.setCurrentText(options["device"])
 
     def current_model(self) -> str:
         return self.combo.currentData() or ""
