@@ -1,7 +1,7 @@
 """Hearth's entry point.
 
 ``python main.py`` opens the desktop app; subcommands run the same engine code headless:
-``serve`` (the engine host), ``chat``, ``models``. Heavy modules are imported inside the
+``serve`` (the engine host), ``chat``, ``image``, ``models``, ``train``, ``export-job``, ``explore``. Heavy modules are imported inside the
 subcommand that needs them, so the GUI starts without touching torch.
 """
 from __future__ import annotations
@@ -38,6 +38,26 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", default="auto")
     chat.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
 
+    train = sub.add_parser("train", help="run a training job (sft, reward, dpo, kto, rl) with LoRA; also under torchrun/accelerate")
+    train.add_argument("--job", required=True, help="the job JSON (see engines/tune/job.py)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the job's output_dir")
+
+    export = sub.add_parser("export-job", help="write JOB.json, an accelerate config and the launch command for a cluster")
+    export.add_argument("--job", required=True, help="the job JSON")
+    export.add_argument("--to", required=True, help="folder to write into")
+    export.add_argument("--gpus", type=int, default=8, help="GPUs per machine")
+    export.add_argument("--machines", type=int, default=1, help="number of machines")
+    export.add_argument("--strategy", choices=["ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"], default="ddp")
+
+    image = sub.add_parser("image", help="generate image(s) to PNG with A1111-compatible metadata")
+    from engines.image.cli import add_arguments as add_image_arguments
+
+    add_image_arguments(image)
+
+    from engines.text.explore_cli import add_parser as add_explore_parser
+
+    add_explore_parser(sub)
+
     models = sub.add_parser("models", help="list the models Hearth can see")
     models.add_argument("--folder", action="append", default=[], help="extra model folder to scan")
     models.add_argument("--context-length", type=int, default=4096)
@@ -62,6 +82,22 @@ def main(argv: list[str] | None = None) -> int:
             from engines.text.cli import run_chat
 
             return run_chat(args)
+        if args.command == "train":
+            from engines.tune.runner import run_cli
+
+            return run_cli(args)
+        if args.command == "export-job":
+            from engines.tune.export import run_export
+
+            return run_export(args)
+        if args.command == "image":
+            from engines.image.cli import run_image
+
+            return run_image(args)
+        if args.command == "explore":
+            from engines.text.explore_cli import run_explore
+
+            return run_explore(args)
         if args.command == "models":
             from engines.models.cli import run_models
 

@@ -46,6 +46,81 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (kind, name)
     );
     """,
+    # 2: tune labels (engines/core/labels.py). A label row is one user action (a pairwise
+    # judgement, a K-way ranking or a thumb); undo flags it instead of deleting it.
+    """
+    CREATE TABLE prompt_sets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE TABLE prompts (
+        id INTEGER PRIMARY KEY,
+        set_id INTEGER NOT NULL REFERENCES prompt_sets(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        prompt_json TEXT NOT NULL,
+        meta_json TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX prompts_by_set ON prompts(set_id, position);
+    CREATE TABLE candidates (
+        id INTEGER PRIMARY KEY,
+        prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,
+        completion_json TEXT NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        adapter TEXT NOT NULL DEFAULT '',
+        sampling_json TEXT NOT NULL DEFAULT '{}',
+        seed INTEGER,
+        meta_json TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX candidates_by_prompt ON candidates(prompt_id);
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('pair', 'ranking', 'thumb')),
+        prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,
+        a_id INTEGER REFERENCES candidates(id) ON DELETE CASCADE,
+        b_id INTEGER REFERENCES candidates(id) ON DELETE CASCADE,
+        outcome TEXT NOT NULL DEFAULT '',
+        ranking_json TEXT NOT NULL DEFAULT '[]',
+        meta_json TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        undone INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX labels_by_prompt ON labels(prompt_id);
+    """,
+    # 3: image gallery (engines/core/gallery.py; one row per saved image, its request JSON re-runs it)
+    """
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        prompt TEXT NOT NULL DEFAULT '',
+        negative_prompt TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        mode TEXT NOT NULL DEFAULT 'txt2img',
+        seed INTEGER,
+        width INTEGER,
+        height INTEGER,
+        request_json TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX images_by_created ON images(created);
+    """,
+    # 4: usage log (engines/core/usage.py): completions the engine host ran outside Hearth's chat
+    # (OpenAI-compatible API calls, Explore jobs); chat replies are counted from their messages.
+    """
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        created REAL NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        seconds REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX usage_by_created ON usage(created);
+    """,
 ]
 
 
