@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--host", choices=["real", "fake"], default="real")
     parser.add_argument("--max-tokens", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--room", choices=["chat", "image"], default="chat",
+                        help="image: three queued generations with the bundled image model, previews every step")
     args = parser.parse_args()
     home = tempfile.TemporaryDirectory()
     os.environ["HEARTH_HOME"] = home.name
@@ -76,9 +78,21 @@ def main() -> None:
 
     def send() -> None:
         marks["sent_s"] = clock.elapsed() / 1000
+        if args.room == "image":
+            room = window.image
+            window.show_room("Image")
+            room.prompt.setPlainText("a large red circle on the left on a blue background")
+            room.steps.setValue(20)
+            for _ in range(3):
+                room.generate()
+            return
         chat.send(QUESTION)
 
     def on_event(_job_id: str, event) -> None:
+        if isinstance(event, Result) and "images" in event.data:
+            outcome["images"] = outcome.get("images", 0) + len(event.data["images"])
+            outcome["finish_reason"] = event.finish_reason
+            return
         if isinstance(event, Token):
             marks.setdefault("first_token_s", clock.elapsed() / 1000)
         elif isinstance(event, Result) and "reply_tokens" not in outcome and "completion_tokens" in event.data:
@@ -90,6 +104,8 @@ def main() -> None:
             marks.setdefault("model_loaded_s", clock.elapsed() / 1000)
 
     def on_end(*_args) -> None:
+        if args.room == "image" and window.image._queue:
+            return
         if not chat.busy and "sent_s" in marks:
             marks.setdefault("reply_done_s", clock.elapsed() / 1000)
             QTimer.singleShot(200, app.quit)  # a few more probe ticks after the last repaint
@@ -124,6 +140,8 @@ def main() -> None:
         "tokens_per_s": round(outcome["tokens_per_s"], 1) if outcome.get("tokens_per_s") else None,
         "finish_reason": outcome.get("finish_reason"),
         "host": args.host,
+        "room": args.room,
+        "images": outcome.get("images"),
         **{k: round(v, 3) for k, v in marks.items()},
         "probe_ticks": len(gaps),
         "error": outcome.get("error"),

@@ -8,6 +8,7 @@ job ends with exactly one of ``finished``, ``failed`` or ``cancelled``.
 """
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import traceback
@@ -29,6 +30,51 @@ def _import_client() -> None:
     import desktop.host_client  # noqa: F401
 
 
+class _Lane:
+    """One worker thread with a FIFO queue of futures.
+
+    Written by hand instead of a one-thread ThreadPoolExecutor because starting a thread waits
+    for it to be scheduled, which took 15-30 ms on a busy 2-core machine; here the thread is
+    started by the runner's control thread, so the GUI thread never waits for it.
+    """
+
+    def __init__(self, name: str, starter: ThreadPoolExecutor) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=f"hearth-lane-{name}", daemon=True)
+        self._started = starter.submit(self._thread.start)
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Cancel what is queued, let the running job finish, join the thread."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        self._queue.put(None)
+        self._started.result()
+        self._thread.join()
+
+
 @dataclass
 class Job:
     lane: str
@@ -48,7 +94,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
-        self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._lanes: dict[str, _Lane] = {}
         self._futures: dict[str, Future] = {}
         self._jobs: dict[str, Job] = {}
         self._cancel_requested: set[str] = set()
@@ -72,16 +118,23 @@ class JobRunner(QObject):
             if endpoint is None:
                 raise HostError("The engine host is not reachable: it is starting or restarting.", hint="Try again in a moment.")
             client = self._clients.get(endpoint)
-            if client is None:
-                client = self._clients[endpoint] = HostClient(*endpoint)
-            return client
+        if client is None:
+            # Built outside the lock: creating an httpx client takes a while, and the GUI
+            # thread takes the same lock in submit().
+            fresh = HostClient(*endpoint)
+            with self._lock:
+                client = self._clients.setdefault(endpoint, fresh)
+            if client is not fresh:
+                fresh.close()
+        return client
 
     # -- jobs ----------------------------------------------------------
-    def _lane(self, name: str) -> ThreadPoolExecutor:
-        lane = self._lanes.get(name)
-        if lane is None:
-            lane = self._lanes[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hearth-lane-{name}")
-        return lane
+    def _lane(self, name: str) -> _Lane:
+        with self._lock:
+            lane = self._lanes.get(name)
+            if lane is None:
+                lane = self._lanes[name] = _Lane(name, self._control)
+            return lane
 
     def prepare(self, lanes: Iterable[str]) -> None:
         """Start these lanes' threads and import the HTTP client now, while the host starts, so the
@@ -161,8 +214,10 @@ class JobRunner(QObject):
         """Drop queued jobs, wait for running ones (stop the host first so streams end) and join every thread."""
         self._closed = True
         self.cancel_all()
-        for lane in self._lanes.values():
-            lane.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.shutdown()
         self._control.shutdown(wait=True)
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}

@@ -8,7 +8,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.rooms.chat import ChatRoom
+from desktop.rooms.explore import ExploreRoom
+from desktop.rooms.image import ImageRoom
 from desktop.rooms.placeholder import PlaceholderRoom
+from desktop.rooms.tune import TuneRoom
 from desktop.session import Session
 from desktop.widgets.notifications import NotificationArea
 
@@ -25,9 +28,11 @@ class MainWindow(QMainWindow):
 
         self.notifications = NotificationArea()
         self.chat = ChatRoom(session)
-        self.rooms: dict[str, QWidget] = {"Chat": self.chat}
-        for name in ROOMS[1:]:
-            self.rooms[name] = PlaceholderRoom(name)
+        self.image = ImageRoom(session)
+        self.explore = ExploreRoom(session)
+        self.tune = TuneRoom(session)
+        built: dict[str, QWidget] = {"Chat": self.chat, "Image": self.image, "Explore": self.explore, "Tune": self.tune}
+        self.rooms: dict[str, QWidget] = {name: built[name] if name in built else PlaceholderRoom(name) for name in ROOMS}
         self.stack = QStackedWidget()
         for name in ROOMS:
             self.stack.addWidget(self.rooms[name])
@@ -78,6 +83,12 @@ class MainWindow(QMainWindow):
         runner.failed.connect(lambda _id, _error: self._on_job_ended())
         self.chat.notified.connect(self.notifications.notify)
         self.chat.status_changed.connect(self.job_label.setText)
+        self.image.notified.connect(self.notifications.notify)
+        self.image.status_changed.connect(self.job_label.setText)
+        self.explore.notified.connect(self.notifications.notify)
+        self.tune.notified.connect(self.notifications.notify)
+        self.tune.status_changed.connect(self.job_label.setText)
+        self.explore.status_changed.connect(self.job_label.setText)
         self._set_host_state("starting", "Engine host starting…")
 
         self.room_list.setCurrentRow(0)
@@ -112,4 +123,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.session.settings.set("window.geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
         self.chat.shutdown()
+        self.image.shutdown()
+        self.explore.shutdown()
+        self.tune.shutdown()
         super().closeEvent(event)

@@ -255,3 +255,19 @@ def test_label_store_exports_feed_the_training_jobs(store, tmp_path):
     bad.write_text('{"prompt": "x", "answer": "y"}\n')
     with pytest.raises(RequestError, match="line 1 lacks the columns sft needs"):
         read_dataset(bad, "sft")
+
+
+def test_chat_reply_thumbs_replace_each_other_and_export_unpaired(store):
+    prompt = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Name a fruit."}]
+    first = store.thumb_chat_reply(41, True, prompt, "A pear.", model="default")
+    assert store.chat_thumbs([41, 42]) == {41: True}
+    store.thumb_chat_reply(41, False, prompt, "A pear.", model="default")  # changed mind: one label, not two
+    store.thumb_chat_reply(42, True, "Say hi.", "Hi!", model="default")
+    assert store.chat_thumbs([41, 42]) == {41: False, 42: True}
+    assert (store.counts()["thumbs_up"], store.counts()["thumbs_down"]) == (1, 1)
+    assert [r["label"] for r in store.unpaired_records()] == [False, True]
+    assert store.unpaired_records()[0]["prompt"] == prompt
+    assert store.thumb_chat_reply(42, None, "Say hi.", "Hi!") is None and store.chat_thumbs([42]) == {}
+    sets = [s for s in store.prompt_sets() if s["source"] == "chat:thumbs"]
+    assert len(sets) == 1 and sets[0]["prompts"] == 2
+    assert store.labels(include_undone=True)[0].id == first and store.labels(include_undone=True)[0].undone

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QScrollArea, QSp
 from engines.core.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError
 from engines.core.events import Log, Progress, Result, Token
+from engines.core.labels import LabelStore
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.composer import Composer
@@ -109,6 +110,9 @@ class ChatRoom(QWidget):
         self.message_view = MessageView()
         self.message_view.edit_requested.connect(self._begin_edit)
         self.message_view.regenerate_requested.connect(self.regenerate)
+        self.labels = LabelStore(self.session.db)
+        self.message_view.thumb_state = self.labels.chat_thumbs
+        self.message_view.thumb_requested.connect(self.thumb_reply)
         self.composer = Composer()
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
@@ -418,6 +422,22 @@ class ChatRoom(QWidget):
         self.reply = _Reply(job.id, body["request_id"], conv.id, requested, bubble)
         self._submit("reply", job)
         self._update_composer()
+
+    def thumb_reply(self, message: Message, up: bool | None) -> None:
+        """A thumb on a reply is a label in the Tune room's store; its prompt is the conversation before it."""
+        if message.id is None or self.conversation is None:
+            return
+        before = []
+        for m in self.store.get(self.conversation.id).messages:
+            if m.id == message.id:
+                break
+            if m.role != "system" and m.content:
+                before.append({"role": m.role, "content": m.content})
+        if not before:
+            return
+        prompt = before[0]["content"] if len(before) == 1 else before
+        self.labels.thumb_chat_reply(message.id, up, prompt, message.content, model=str(message.meta.get("model", "")))
+        self.status_changed.emit({True: "Marked as a good reply", False: "Marked as a bad reply", None: "Thumb removed"}[up])
 
     def _begin_edit(self, message: Message) -> None:
         if self.busy or message.id is None:

@@ -5,16 +5,21 @@ blocks get a monospace font and a darker background.
 """
 from __future__ import annotations
 
-import math
+import functools
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
+import math
+from pathlib import Path
+from typing import Callable, Iterable
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QIcon, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engines.core.conversations import Message
 
+ICONS = Path(__file__).resolve().parents[1] / "icons"
 CODE_BACKGROUND = QColor("#0e1013")
 INLINE_CODE_BACKGROUND = QColor("#262a31")
 
@@ -83,9 +88,19 @@ class MarkdownView(QTextBrowser):
         event.ignore()
 
 
+@functools.cache
+def _thumb_icon(up: bool) -> QIcon:
+    """Built once: parsing the SVGs for every new message cost several ms on the GUI thread."""
+    name = "thumb-up" if up else "thumb-down"
+    icon = QIcon(str(ICONS / f"{name}.svg"))
+    icon.addFile(str(ICONS / f"{name}-on.svg"), QSize(), QIcon.Mode.Normal, QIcon.State.On)
+    return icon
+
+
 class MessageBubble(QFrame):
     edit_requested = Signal(object)  # Message
     regenerate_requested = Signal()
+    thumb_requested = Signal(object, object)  # Message, True (up) | False (down) | None (cleared)
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -113,6 +128,12 @@ class MessageBubble(QFrame):
         self.regenerate_button = self._action("Regenerate", "Write this reply again", self.regenerate_requested.emit)
         self.regenerate_button.setVisible(False)
         header.addWidget(self.regenerate_button)
+        # Thumbs feed the Tune room's label store (a reply you liked is one to learn from).
+        self.thumb_buttons = {up: self._thumb_button(up) for up in (True, False)}
+        for button in self.thumb_buttons.values():
+            button.setVisible(message.role == "assistant")
+            button.setEnabled(message.id is not None)
+            header.addWidget(button)
         layout.addLayout(header)
 
         self.body = MarkdownView(self)
@@ -128,6 +149,21 @@ class MessageBubble(QFrame):
         button.setCursor(Qt.CursorShape.PointingHandCursor)
         button.clicked.connect(slot)
         return button
+
+    def _thumb_button(self, up: bool) -> QToolButton:
+        button = QToolButton(objectName="Flat", checkable=True, icon=_thumb_icon(up), iconSize=QSize(14, 14),
+                             toolTip="Good reply (a label for the Tune room)" if up else "Bad reply (a label for the Tune room)")
+        button.setCursor(Qt.CursorShape.PointingHandCursor)
+        button.clicked.connect(lambda checked: self._on_thumb(up, checked))
+        return button
+
+    def _on_thumb(self, up: bool, checked: bool) -> None:
+        self.set_thumb(up if checked else None)
+        self.thumb_requested.emit(self.message, up if checked else None)
+
+    def set_thumb(self, up: bool | None) -> None:
+        for value, button in self.thumb_buttons.items():
+            button.setChecked(up is value)
 
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self.message.content)
@@ -150,6 +186,8 @@ class MessageBubble(QFrame):
     def set_actions_enabled(self, enabled: bool) -> None:
         self.edit_button.setEnabled(enabled)
         self.regenerate_button.setEnabled(enabled)
+        for button in self.thumb_buttons.values():
+            button.setEnabled(enabled and self.message.id is not None)
 
 
 def format_stats(meta: dict) -> str:
@@ -180,6 +218,7 @@ def format_stats(meta: dict) -> str:
 class MessageView(QScrollArea):
     edit_requested = Signal(object)  # Message
     regenerate_requested = Signal()
+    thumb_requested = Signal(object, object)  # Message, True | False | None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -213,6 +252,7 @@ class MessageView(QScrollArea):
         self._layout.insertWidget(0, self.empty_state)
 
         self.bubbles: list[MessageBubble] = []
+        self.thumb_state: Callable[[Iterable[int]], dict[int, bool]] | None = None  # message ids -> thumbs given
         self._stick_to_bottom = True
         self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
@@ -224,6 +264,10 @@ class MessageView(QScrollArea):
         self.bubbles = []
         for message in messages:
             self.add_message(message)
+        if self.thumb_state is not None:
+            thumbs = self.thumb_state([m.id for m in messages if m.role == "assistant" and m.id is not None])
+            for bubble in self.bubbles:
+                bubble.set_thumb(thumbs.get(bubble.message.id))
         self._stick_to_bottom = True
         self._update_actions()
 
@@ -231,6 +275,7 @@ class MessageView(QScrollArea):
         bubble = MessageBubble(message, self._column)
         bubble.edit_requested.connect(self.edit_requested)
         bubble.regenerate_requested.connect(self.regenerate_requested)
+        bubble.thumb_requested.connect(self.thumb_requested)
         self._layout.insertWidget(self._layout.count() - 1, bubble)
         self.bubbles.append(bubble)
         self._stick_to_bottom = True

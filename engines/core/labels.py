@@ -31,6 +31,7 @@ OUTCOMES = ("a", "b", "tie", "skip")
 STARTER_PROMPTS = Path(__file__).resolve().parents[2] / "assets" / "prompts" / "starter.jsonl"
 ELO_START = 1000.0
 ELO_K = 32.0
+CHAT_THUMBS_SOURCE = "chat:thumbs"  # the prompt set that holds thumbed Chat replies
 
 
 # -- JSONL with line numbers ------------------------------------------------------------------
@@ -338,6 +339,45 @@ class LabelStore:
         c = self.candidate(candidate_id)
         return self._insert_label("thumb", c.prompt_id, a_id=candidate_id, outcome="up" if up else "down", meta=meta)
 
+    # Chat replies ------------------------------------------------------------------------
+    def thumb_chat_reply(self, message_id: int, up: bool | None, prompt: Any, reply: str, model: str = "") -> int | None:
+        """Thumb up/down a Chat reply, or clear its thumb (``up=None``); returns the new label id.
+
+        The reply becomes a candidate (tagged with ``chat_message_id``) of its prompt -- the
+        conversation before it -- in the "Chat replies" set, made on first use. A new thumb on
+        the same reply replaces the old one, so each reply counts once.
+        """
+        current = self._chat_candidate(message_id)
+        if current is not None:
+            for row in self.db.query("SELECT id FROM labels WHERE kind = 'thumb' AND undone = 0 AND a_id = ?", (current,)):
+                self.retract(row["id"])
+        if up is None:
+            return None
+        if current is None:
+            rows = self.db.query("SELECT id FROM prompt_sets WHERE source = ?", (CHAT_THUMBS_SOURCE,))
+            set_id = rows[0]["id"] if rows else self.create_prompt_set("Chat replies", source=CHAT_THUMBS_SOURCE)
+            key = json.dumps(prompt, ensure_ascii=False)
+            found = self.db.query("SELECT id FROM prompts WHERE set_id = ? AND prompt_json = ?", (set_id, key))
+            prompt_id = found[0]["id"] if found else self.add_prompts(set_id, [prompt])[0]
+            current = self.add_candidate(prompt_id, reply, model=model, meta={"chat_message_id": message_id})
+        return self.thumb(current, up)
+
+    def chat_thumbs(self, message_ids: Iterable[int]) -> dict[int, bool]:
+        """``{message_id: up}`` for the Chat replies among ``message_ids`` that carry a live thumb."""
+        ids = [int(i) for i in message_ids if i is not None]
+        if not ids:
+            return {}
+        rows = self.db.query(
+            "SELECT json_extract(c.meta_json, '$.chat_message_id') AS mid, l.outcome FROM labels l "
+            "JOIN candidates c ON l.a_id = c.id WHERE l.kind = 'thumb' AND l.undone = 0 AND "
+            f"json_extract(c.meta_json, '$.chat_message_id') IN ({','.join('?' * len(ids))}) ORDER BY l.id", tuple(ids))
+        return {int(r["mid"]): r["outcome"] == "up" for r in rows}
+
+    def _chat_candidate(self, message_id: int) -> int | None:
+        rows = self.db.query("SELECT id FROM candidates WHERE json_extract(meta_json, '$.chat_message_id') = ? ORDER BY id",
+                             (int(message_id),))
+        return rows[0]["id"] if rows else None
+
     def undo(self) -> Label | None:
         """Take back the most recent label (it stays in the database, flagged); None if there is none."""
         with self.db.transaction() as conn:
@@ -348,6 +388,10 @@ class LabelStore:
         label = self._label(row)
         label.undone = True
         return label
+
+    def retract(self, label_id: int) -> None:
+        """Take back one particular label (flagged like ``undo``), e.g. a thumb clicked a second time."""
+        self.db.execute("UPDATE labels SET undone = 1 WHERE id = ?", (label_id,))
 
     def labels(self, include_undone: bool = False, kind: str | None = None) -> list[Label]:
         sql, params = "SELECT * FROM labels WHERE 1=1", []

@@ -20,10 +20,26 @@ def home() -> Path:
 
 
 def cache_dir() -> Path:
+    """Rebuildable data (converted weights). ``HEARTH_CACHE`` overrides it, then ``HEARTH_HOME``/cache."""
+    explicit = os.environ.get("HEARTH_CACHE")
     override = os.environ.get("HEARTH_HOME")
-    path = Path(override).expanduser() / "cache" if override else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    if explicit:
+        path = Path(explicit).expanduser()
+    elif override:
+        path = Path(override).expanduser() / "cache"
+    else:
+        path = Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def assets_dir() -> Path:
+    """Files shipped with Hearth (presets, small task sets, icons): ``assets/`` beside main.py."""
+    import sys
+
+    frozen_root = getattr(sys, "_MEIPASS", None)  # PyInstaller unpacks data files there
+    root = Path(frozen_root) if frozen_root else Path(__file__).resolve().parents[2]
+    return root / "assets"
 
 
 def database_path() -> Path:

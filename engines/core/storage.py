@@ -164,6 +164,9 @@ class Database:
                 )
             for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
                 self._conn.execute("BEGIN IMMEDIATE")
+                if self.version >= version:  # another connection (or process) upgraded it meanwhile
+                    self._conn.execute("COMMIT")
+                    continue
                 try:
                     for statement in _split_sql(script):
                         self._conn.execute(statement)

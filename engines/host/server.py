@@ -23,7 +23,9 @@ from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError, NotLoadedError, OutOfMemoryError, RequestError
 from engines.core.events import Result, Token, event_to_wire
 from engines.host.pump import StreamFailed, pump
+from engines.image.engine import ImageEngine
 from engines.text.engine import TextEngine
+from engines.text.explore_service import ExploreService
 from engines.text.request import ChatRequest, LoadRequest
 
 READY_PREFIX = "HEARTH_HOST_READY"
@@ -51,6 +53,9 @@ class HostState:
 
     def __init__(self) -> None:
         self.text = TextEngine()
+        self.image = ImageEngine()
+        self.explore = ExploreService(self.text)
+        self._usage = None
         self.active: dict[str, CancelToken] = {}
         self._models_cache: list[dict] | None = None
         self._scan_lock = threading.Lock()
@@ -70,10 +75,47 @@ class HostState:
                 self._scan_errors = [e.to_wire() for e in errors]
             return self._models_cache, self._scan_errors
 
+    def usage_log(self):
+        if self._usage is None:
+            from engines.core.storage import Database
+            from engines.core.usage import UsageLog
+
+            self._usage = UsageLog(Database())
+        return self._usage
+
+
+def record_usage(state: HostState, model: str, source: str, result: Result) -> None:
+    """Count a finished completion in the usage log; a failure here never fails the reply."""
+    data = result.data
+    if not (data.get("prompt_tokens") or data.get("completion_tokens")):
+        return
+    try:
+        state.usage_log().record(model, source, data.get("prompt_tokens") or 0, data.get("completion_tokens") or 0,
+                                 data.get("total_s") or 0.0)
+    except Exception as exc:  # noqa: BLE001 - losing a usage row must never cost the user the reply
+        print(f"hearth: usage not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+async def ensure_text_model(state: HostState, model: str) -> str:
+    """The id of ``model`` in the text engine, loading it first (with default options) if needed."""
+    try:
+        return state.text.get(model).id
+    except NotLoadedError:
+        if model in ("", "auto"):
+            model = "default"
+        loaded = await run_in_threadpool(state.text.load, LoadRequest(model=model))
+        return loaded.id
+
 
 def create_app(api_key: str | None = None, state: HostState | None = None) -> FastAPI:
     app = FastAPI(title="Hearth engine host", version="1")
     app.state.hearth = state or HostState()
+    from engines.host.image_routes import router as image_router
+
+    app.include_router(image_router)
+    from engines.host.explore_routes import router as explore_router
+
+    app.include_router(explore_router)
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
@@ -101,14 +143,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
             raise RequestError("The request body must be a JSON object.")
         return data
 
-    async def ensure_loaded(state: HostState, model: str) -> str:
-        try:
-            return state.text.get(model).id
-        except NotLoadedError:
-            if model in ("", "auto"):
-                model = "default"
-            loaded = await run_in_threadpool(state.text.load, LoadRequest(model=model))
-            return loaded.id
+    ensure_loaded = ensure_text_model
 
     # -- Hearth endpoints ------------------------------------------------
     @app.get("/hearth/health")
@@ -137,6 +172,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     @app.post("/hearth/models/unload")
     async def unload(request: Request):
         data = await body_json(request)
+        await run_in_threadpool(host(request).explore.sources.drop, data.get("model"))
         return {"unloaded": await run_in_threadpool(host(request).text.unload, data.get("model"))}
 
     @app.post("/hearth/cancel")
@@ -207,6 +243,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
                 result = await run_in_threadpool(_final_result, state.text, chat, token)
             finally:
                 state.active.pop(chat.request_id, None)
+            record_usage(state, chat.model, "api", result)
             return _openai_final(kind, reply_id, created, model_name, result)
 
         async def frames(events: AsyncIterator) -> AsyncIterator[bytes]:
@@ -253,6 +290,9 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
                 if first is not None:
                     yield first
                 async for event in events:
+                    # Chat replies are counted from the chat history; everything else here.
+                    if isinstance(event, Result) and not chat.conversation_id:
+                        record_usage(state, chat.model, "api", event)
                     yield event
             finally:
                 await events.aclose()
@@ -374,4 +414,6 @@ def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
         server.run()
     finally:
         state.text.close()
+        state.image.close()
+        state.explore.close()
     return 0

@@ -37,6 +37,7 @@ class SafetensorsInfo:
     dtype_elements: dict = field(default_factory=dict)  # dtype -> element count
     metadata: dict = field(default_factory=dict)  # the "__metadata__" strings
     names: tuple = ()
+    shapes: dict = field(default_factory=dict)  # tensor name -> shape (list of ints)
 
     @property
     def main_dtype(self) -> str:
@@ -76,7 +77,7 @@ def read_safetensors(path: str | Path) -> SafetensorsInfo:
         raise _corrupt(path, "the header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
     data_start = 8 + header_len
-    params, dtypes, worst = 0, {}, None
+    params, dtypes, worst, shapes = 0, {}, None, {}
     for name, spec in header.items():
         try:
             dtype, shape, (begin, end) = spec["dtype"], [int(d) for d in spec["shape"]], spec["data_offsets"]
@@ -90,12 +91,13 @@ def read_safetensors(path: str | Path) -> SafetensorsInfo:
             worst = (name, data_start + end)
         params += n
         dtypes[dtype] = dtypes.get(dtype, 0) + n
+        shapes[name] = shape
     if worst:
         raise ModelFileError(
             f"{path} is truncated: tensor '{worst[0]}' ends at byte {worst[1]} but the file has {size} bytes.",
             path=path, hint=REDOWNLOAD,
         )
-    return SafetensorsInfo(str(path), size, params, dtypes, metadata if isinstance(metadata, dict) else {}, tuple(header))
+    return SafetensorsInfo(str(path), size, params, dtypes, metadata if isinstance(metadata, dict) else {}, tuple(header), shapes)
 
 
 def guess_kind(info: SafetensorsInfo) -> str:

@@ -29,10 +29,9 @@ from typing import Any
 
 from engines.core.errors import HearthError, ModelFileError, OutOfMemoryError, RequestError
 from engines.core.paths import atomic_write_text
-from engines.tune.job import TrainJob, read_dataset, world_rank
+from engines.core.tune_job import GB, TrainJob, estimate_training_bytes, read_dataset, world_rank
 
 CANCEL_FILE = "cancel"  # the GUI's Cancel on platforms without SIGTERM: touch OUTPUT/cancel
-GB = 1_000_000_000
 
 
 @dataclass
@@ -176,41 +175,6 @@ def resolve_base(base_model: str) -> Path:
     return path
 
 
-def count_parameters(folder: Path) -> int:
-    """Parameters from the safetensors headers (no weights are read)."""
-    total = 0
-    for f in sorted(folder.glob("*.safetensors")):
-        with open(f, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(n))
-        for name, info in header.items():
-            if name != "__metadata__":
-                count = 1
-                for d in info["shape"]:
-                    count *= d
-                total += count
-    if total == 0:
-        raise ModelFileError(f"{folder} holds no *.safetensors weights.", path=folder,
-                             hint="Hearth trains from safetensors only (pickle checkpoints are refused).")
-    return total
-
-
-def estimate_training_bytes(job: TrainJob, base: Path, reward_base: Path | None = None) -> int:
-    """A deliberately rough upper estimate: fp32 weights, logits for each sequence, and the runtime."""
-    config = json.loads((base / "config.json").read_text())
-    vocab = int(config.get("vocab_size") or 32000)
-    params = count_parameters(base)
-    sequences = job.batch_size * (2 if job.method in ("dpo", "reward") else 1)
-    length = job.max_length if job.method != "rl" else job.max_length + job.max_completion_length
-    weights = params * 4
-    logits = sequences * length * vocab * 4 * 3  # logits, log-softmax and their gradient
-    activations = sequences * length * int(config.get("hidden_size") or 1024) * int(config.get("num_hidden_layers") or 24) * 4 * 16
-    total = weights + logits + activations + GB // 2
-    if reward_base is not None:
-        total += count_parameters(reward_base) * 4
-    return total
-
-
 def check_memory(job: TrainJob, base: Path, device: str, reward_base: Path | None = None) -> int:
     need = estimate_training_bytes(job, base, reward_base)
     if device.startswith("cuda"):
@@ -299,6 +263,8 @@ def run_job(job: TrainJob, resume: bool = False) -> dict:
         from transformers.trainer_utils import get_last_checkpoint
 
         last_checkpoint = get_last_checkpoint(str(ckpt_dir))
+        if world_rank() == 0:
+            (out / CANCEL_FILE).unlink(missing_ok=True)  # the cancel that stopped the last attempt must not stop this one
         if last_checkpoint is None:
             raise RequestError(f"There is nothing to resume in {out}: {ckpt_dir} holds no checkpoint-N folder.", path=out,
                                hint="Start the job again without --resume (into a new folder).")

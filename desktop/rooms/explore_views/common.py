@@ -1,0 +1,274 @@
+"""What the Explore views share: the job router, the view base class and a few small widgets."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from PySide6.QtCore import QObject, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from engines.core.errors import HearthError
+from engines.core.events import Event, Result
+from desktop.jobs import Job, JobRunner
+
+ACCENT = "#f08a4b"
+MUTED = "#8d94a0"
+TEXT = "#e4e6eb"
+PANEL = "#1c1f24"
+BASE = "#15171b"
+LINE = "#2e333b"
+# Token colours: distinct hues, dark enough for light text on the dark theme.
+TOKEN_COLOURS = ("#5b3a29", "#2f4a3a", "#2d3f5c", "#533455", "#4d4a26", "#26484d", "#5a2f36", "#3b3a5e")
+SPECIAL_COLOUR = "#f08a4b"
+
+
+def mono_font(size: float = 10.0) -> QFont:
+    font = QFont("DejaVu Sans Mono")
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    font.setPointSizeF(size)
+    return font
+
+
+@dataclass
+class _Handlers:
+    on_event: Callable[[Event], None] | None
+    on_done: Callable[[str], None] | None  # "finished" | "cancelled"
+    on_error: Callable[[HearthError], None] | None
+
+
+class ExploreJobs(QObject):
+    """Runs the views' host calls on the job runner's lanes and hands the outcome back on the GUI thread.
+
+    ``call`` is for a request that answers once (its dict reaches ``on_result``); ``stream`` for
+    a job that streams events. Each view uses its own lane, so a slow attention map never holds
+    up tokenizing.
+    """
+
+    def __init__(self, runner: JobRunner, on_error: Callable[[HearthError], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self._default_error = on_error
+        self._handlers: dict[str, _Handlers] = {}
+        runner.event.connect(self._on_event)
+        runner.finished.connect(self._on_finished)
+        runner.cancelled.connect(self._on_cancelled)
+        runner.failed.connect(self._on_failed)
+
+    def call(self, lane: str, fn: Callable, on_result: Callable[[dict], None], label: str = "",
+             on_error: Callable[[HearthError], None] | None = None, on_done: Callable[[str], None] | None = None) -> str:
+        def run(client) -> Iterator[Event]:
+            yield Result(data=fn(client))
+
+        def deliver(event: Event) -> None:
+            if isinstance(event, Result):
+                on_result(event.data)
+
+        return self._submit(Job(f"explore.{lane}", run, label=label), _Handlers(deliver, on_done, on_error))
+
+    def stream(self, lane: str, make_events: Callable, on_event: Callable[[Event], None], label: str = "",
+               on_done: Callable[[str], None] | None = None, on_error: Callable[[HearthError], None] | None = None,
+               request_id: str | None = None) -> str:
+        return self._submit(Job(f"explore.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex),
+                            _Handlers(on_event, on_done, on_error))
+
+    def _submit(self, job: Job, handlers: _Handlers) -> str:
+        self._handlers[job.id] = handlers
+        try:
+            return self.runner.submit(job)
+        except RuntimeError:  # the runner is shut down: the window is closing
+            self._handlers.pop(job.id, None)
+            return job.id
+
+    def cancel(self, job_id: str | None) -> None:
+        if job_id:
+            self.runner.cancel(job_id)
+
+    def active(self, job_id: str | None) -> bool:
+        return bool(job_id) and job_id in self._handlers
+
+    # -- runner signals (queued onto the GUI thread: this object lives there) ----------
+    def _on_event(self, job_id: str, event: Event) -> None:
+        handlers = self._handlers.get(job_id)
+        if handlers and handlers.on_event:
+            handlers.on_event(event)
+
+    def _on_finished(self, job_id: str) -> None:
+        self._end(job_id, "finished")
+
+    def _on_cancelled(self, job_id: str) -> None:
+        self._end(job_id, "cancelled")
+
+    def _end(self, job_id: str, how: str) -> None:
+        handlers = self._handlers.pop(job_id, None)
+        if handlers and handlers.on_done:
+            handlers.on_done(how)
+
+    def _on_failed(self, job_id: str, error: HearthError) -> None:
+        handlers = self._handlers.pop(job_id, None)
+        if handlers is None:
+            return
+        if handlers.on_done:
+            handlers.on_done("failed")
+        (handlers.on_error or self._default_error)(error)
+
+
+class ExploreView(QWidget):
+    """A view in the Explore room. ``context`` gives it the jobs router, the chosen model and settings."""
+
+    title = ""
+    lane = ""
+
+    def __init__(self, context, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.jobs: ExploreJobs = context.jobs
+
+    def model(self) -> str:
+        return self.context.current_model()
+
+    def set_ready(self, ready: bool) -> None:
+        """The engine host came up (True) or went away (False)."""
+
+    def model_changed(self) -> None:
+        """The room's model picker changed."""
+
+    def shutdown(self) -> None:
+        """The window is closing: stop what runs."""
+
+
+def section(text: str) -> QLabel:
+    return QLabel(text.upper(), objectName="SectionTitle")
+
+
+def muted(text: str = "", wrap: bool = True) -> QLabel:
+    label = QLabel(text, objectName="Muted")
+    label.setWordWrap(wrap)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class Card(QFrame):
+    """A rounded panel with an optional title, holding a vertical layout (``self.body``)."""
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ExploreCard")
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(14, 10, 14, 12)
+        self.body.setSpacing(8)
+        if title:
+            self.body.addWidget(section(title))
+
+
+class ScoreBars(QWidget):
+    """A ranked list of (label, value in 0..1) as rows with horizontal bars, painted directly."""
+
+    ROW = 24
+
+    def __init__(self, parent: QWidget | None = None, *, ranked: bool = True, fmt: str = "{:.3f}") -> None:
+        super().__init__(parent)
+        self.rows: list[tuple[str, float]] = []
+        self.ranked = ranked
+        self.fmt = fmt
+        self.highlight: int | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+
+    def set_rows(self, rows: Iterable[tuple[str, float]], highlight: int | None = None) -> None:
+        self.rows = list(rows)
+        self.highlight = highlight
+        self.updateGeometry()
+        self.setMinimumHeight(self.sizeHint().height())
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(260, max(self.ROW, len(self.rows) * self.ROW + 4))
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        width = self.width()
+        label_w = min(170, max(90, int(width * 0.38)))
+        value_w = 56
+        bar_w = max(20, width - label_w - value_w - 12)
+        peak = max((v for _, v in self.rows), default=1.0) or 1.0
+        metrics = painter.fontMetrics()
+        for i, (label, value) in enumerate(self.rows):
+            y = 2 + i * self.ROW
+            text = f"{i + 1}.  {label}" if self.ranked else label
+            colour = QColor(ACCENT if (i == 0 and self.ranked) or i == self.highlight else TEXT)
+            painter.setPen(colour)
+            painter.drawText(QRectF(0, y, label_w - 8, self.ROW), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             metrics.elidedText(text, Qt.TextElideMode.ElideRight, label_w - 8))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#262a31"))
+            painter.drawRoundedRect(QRectF(label_w, y + 7, bar_w, self.ROW - 14), 4, 4)
+            fill = QColor(ACCENT if (i == 0 and self.ranked) or i == self.highlight else "#c0703f")
+            fill.setAlpha(230 if (i == 0 and self.ranked) or i == self.highlight else 150)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRectF(label_w, y + 7, max(3.0, bar_w * max(0.0, value) / peak), self.ROW - 14), 4, 4)
+            painter.setPen(QColor(MUTED))
+            painter.drawText(QRectF(label_w + bar_w + 4, y, value_w + 8, self.ROW),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self.fmt.format(value))
+        painter.end()
+
+
+def pyqtgraph():
+    """pyqtgraph, imported on first use (it costs about half a second) and themed once."""
+    import os
+
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    import pyqtgraph as pg
+
+    if not getattr(pg, "_hearth_themed", False):
+        pg.setConfigOptions(antialias=True, background=BASE, foreground=MUTED)
+        pg._hearth_themed = True
+    return pg
+
+
+def style_plot(plot, left: str = "", bottom: str = "") -> None:
+    item = plot.getPlotItem()
+    item.showGrid(x=True, y=True, alpha=0.12)
+    for name, text in (("left", left), ("bottom", bottom)):
+        axis = item.getAxis(name)
+        axis.enableAutoSIPrefix(False)
+        axis.setPen(LINE)
+        axis.setTextPen(MUTED)
+        if text:
+            item.setLabel(name, text, color=MUTED)
+    plot.setMenuEnabled(False)
+
+
+STYLE = f"""
+#ExploreHeader {{ background: #1a1c21; border-bottom: 1px solid #23272e; }}
+#ExploreCard {{ background: {PANEL}; border: 1px solid #262a31; border-radius: 10px; }}
+QTabWidget#ExploreTabs::pane {{ border: none; background: {BASE}; }}
+QTabBar#ExploreTabBar {{ background: transparent; }}
+QTabBar#ExploreTabBar::tab {{ background: transparent; color: {MUTED}; padding: 8px 16px; margin: 0 2px;
+    border: none; border-bottom: 2px solid transparent; font-size: 10.5pt; }}
+QTabBar#ExploreTabBar::tab:hover {{ color: {TEXT}; }}
+QTabBar#ExploreTabBar::tab:selected {{ color: #f5a672; border-bottom: 2px solid {ACCENT}; }}
+QTextBrowser#TokenSpans {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; padding: 6px; }}
+QLabel#BigNumber {{ font-size: 18pt; font-weight: 600; color: {TEXT}; }}
+QLabel#BigNumberCaption {{ color: {MUTED}; font-size: 8.5pt; }}
+QLabel#Note {{ color: #e7c04f; }}
+QLabel#Good {{ color: #7fd49a; font-weight: 600; }}
+QLabel#Bad {{ color: #f06b5f; font-weight: 600; }}
+QTableWidget {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; gridline-color: #23272e; }}
+QHeaderView::section {{ background: #1c1f24; color: {MUTED}; border: none; border-bottom: 1px solid #2e333b; padding: 5px 8px; }}
+QTableWidget::item {{ padding: 3px 6px; }}
+QTableWidget::item:selected {{ background: #3a2c20; color: #f5a672; }}
+QTableCornerButton::section {{ background: #1c1f24; border: none; }}
+QPlainTextEdit#Code {{ background: #111317; border: 1px solid #262a31; border-radius: 8px; }}
+QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
+QCheckBox::indicator:hover {{ border-color: {ACCENT}; }}
+QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; image: url(@CHECK@); }}
+QSlider::groove:horizontal {{ height: 4px; background: #2e333b; border-radius: 2px; }}
+QSlider::sub-page:horizontal {{ background: #9a5a33; border-radius: 2px; }}
+QSlider::handle:horizontal {{ background: {ACCENT}; width: 14px; height: 14px; margin: -5px 0; border-radius: 7px; }}
+QProgressBar#JobProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
+QProgressBar#JobProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
+QTextBrowser#PagePreview {{ background: #ffffff; color: #111111; border: 1px solid #262a31; border-radius: 8px; }}
+""".replace("@CHECK@", (Path(__file__).resolve().parents[2] / "icons" / "check.svg").as_posix())

@@ -1,0 +1,443 @@
+"""The Image room: prompt and parameters, live step previews, queue, gallery, PNG drag-and-drop.
+
+Every generation is a job on the "image" lane that streams the engine host's
+/hearth/image/generate events; previews arrive as small PNGs and are painted at most ~10 times
+a second (the newest wins). The gallery reads the SQLite index directly (engines.core.gallery):
+browsing never waits for the host.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+)
+
+from engines.core.errors import HearthError
+from engines.core.events import Preview, Progress, Result
+from engines.core.gallery import Gallery
+from desktop.jobs import Job
+from desktop.session import Session
+
+# Mirrors engines.image.request (the GUI process does not import engines.image).
+SCHEDULERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "Heun", "LMS", "LCM")
+MODES = ("txt2img", "img2img", "inpaint")
+PREVIEW_MS = 100
+THUMB = 96
+
+
+def _call(fn):
+    def run(client):
+        yield Result(data=fn(client))
+    return run
+
+
+class MaskCanvas(QLabel):
+    """Shows the init image; dragging paints the inpaint mask (white = repaint) over it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumSize(160, 160)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image: QImage | None = None
+        self.mask: QImage | None = None
+        self.brush = 12
+
+    def set_image(self, path: str | None) -> None:
+        self.image = QImage(path) if path else None
+        if self.image is not None and self.image.isNull():
+            self.image = None
+        self.clear_mask()
+
+    def clear_mask(self) -> None:
+        if self.image is None:
+            self.mask = None
+            self.setText("No init image")
+            return
+        self.mask = QImage(self.image.size(), QImage.Format.Format_Grayscale8)
+        self.mask.fill(0)
+        self._repaint()
+
+    def has_mask(self) -> bool:
+        if self.mask is None:
+            return False
+        bits = self.mask.constBits()
+        return any(bytes(bits))
+
+    def _to_image(self, pos) -> tuple[float, float] | None:
+        pix = self.pixmap()
+        if self.image is None or pix is None or pix.isNull():
+            return None
+        x0, y0 = (self.width() - pix.width()) / 2, (self.height() - pix.height()) / 2
+        scale = self.image.width() / pix.width()
+        return (pos.x() - x0) * scale, (pos.y() - y0) * scale
+
+    def mouseMoveEvent(self, event) -> None:
+        self._paint(event.position())
+
+    def mousePressEvent(self, event) -> None:
+        self._paint(event.position())
+
+    def _paint(self, pos) -> None:
+        point = self._to_image(pos)
+        if point is None or self.mask is None:
+            return
+        painter = QPainter(self.mask)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(255, 255, 255))
+        r = self.brush * self.image.width() / 256
+        painter.drawEllipse(int(point[0] - r), int(point[1] - r), int(2 * r), int(2 * r))
+        painter.end()
+        self._repaint()
+
+    def _repaint(self) -> None:
+        if self.image is None:
+            return
+        shown = self.image.convertToFormat(QImage.Format.Format_ARGB32)
+        painter = QPainter(shown)
+        painter.setOpacity(0.45)
+        overlay = QImage(self.mask.size(), QImage.Format.Format_ARGB32)
+        overlay.fill(QColor(255, 60, 60))
+        overlay.setAlphaChannel(self.mask)
+        painter.drawImage(0, 0, overlay)
+        painter.end()
+        self.setPixmap(QPixmap.fromImage(shown).scaled(QSize(200, 200), Qt.AspectRatioMode.KeepAspectRatio))
+
+    def save_mask(self, path: Path) -> str:
+        self.mask.save(str(path), "PNG")
+        return str(path)
+
+
+class ImageRoom(QWidget):
+    notified = Signal(str, str)  # level, text
+    status_changed = Signal(str)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.runner = session.runner
+        self.gallery = Gallery(session.db)
+        self._jobs: dict[str, str] = {}  # job id -> kind
+        self._queue: list[str] = []  # generation job ids, oldest first
+        self._running: str | None = None
+        self._latest_preview: bytes | None = None
+        self._preview_timer = QTimer(self, interval=PREVIEW_MS)
+        self._preview_timer.timeout.connect(self._paint_preview)
+        self._build()
+        self.setAcceptDrops(True)
+        self.runner.event.connect(self._on_event)
+        self.runner.finished.connect(lambda job_id: self._on_end(job_id, "finished", None))
+        self.runner.cancelled.connect(lambda job_id: self._on_end(job_id, "cancelled", None))
+        self.runner.failed.connect(lambda job_id, error: self._on_end(job_id, "failed", error))
+        session.host.ready.connect(lambda *_: self.refresh_models())
+        self.refresh_gallery()
+
+    # -- layout ----------------------------------------------------------
+    def _build(self) -> None:
+        self.prompt = QPlainTextEdit(placeholderText="a large red circle on the left on a blue background")
+        self.prompt.setMaximumHeight(70)
+        self.negative = QPlainTextEdit(placeholderText="negative prompt")
+        self.negative.setMaximumHeight(46)
+        self.model = QComboBox(editable=True)
+        self.model.addItem("Hearth shapes (bundled, 64x64)", "default")
+        self.lora = QComboBox(editable=True)
+        self.lora.addItem("(no LoRA)", "")
+        self.lora_weight = QDoubleSpinBox(minimum=-2, maximum=2, singleStep=0.1, value=1.0)
+        self.steps = QSpinBox(minimum=1, maximum=150, value=20)
+        self.guidance = QDoubleSpinBox(minimum=0, maximum=30, singleStep=0.5, value=7.0)
+        self.width_box = QSpinBox(minimum=64, maximum=2048, singleStep=8, value=64)
+        self.height_box = QSpinBox(minimum=64, maximum=2048, singleStep=8, value=64)
+        self.seed = QSpinBox(minimum=-1, maximum=2**31 - 1, value=-1, specialValueText="random")
+        self.scheduler = QComboBox()
+        self.scheduler.addItems(SCHEDULERS)
+        self.batch = QSpinBox(minimum=1, maximum=16, value=1)
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=0.75)
+        self.init_path = QLineEdit(placeholderText="init image (img2img / inpaint)")
+        pick_init = QPushButton("…", clicked=self._pick_init, maximumWidth=32)
+        self.canvas = MaskCanvas()
+        clear_mask = QPushButton("Clear mask", clicked=lambda: self.canvas.clear_mask())
+        self.generate_button = QPushButton("Generate", clicked=self.generate, objectName="Primary")
+        self.cancel_button = QPushButton("Cancel", clicked=self.cancel, enabled=False)
+        self.queue_label = QLabel("", objectName="Muted")
+
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        lora_row = QHBoxLayout()
+        lora_row.addWidget(self.lora, 1)
+        lora_row.addWidget(self.lora_weight)
+        form.addRow("LoRA", lora_row)
+        form.addRow("Mode", self.mode)
+        form.addRow("Steps", self.steps)
+        form.addRow("CFG scale", self.guidance)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.width_box)
+        size_row.addWidget(QLabel("×"))
+        size_row.addWidget(self.height_box)
+        form.addRow("Size", size_row)
+        form.addRow("Seed", self.seed)
+        form.addRow("Sampler", self.scheduler)
+        form.addRow("Batch", self.batch)
+        form.addRow("Strength", self.strength)
+        init_row = QHBoxLayout()
+        init_row.addWidget(self.init_path, 1)
+        init_row.addWidget(pick_init)
+        form.addRow("Init", init_row)
+
+        left = QWidget()
+        col = QVBoxLayout(left)
+        col.addWidget(QLabel("Prompt"))
+        col.addWidget(self.prompt)
+        col.addWidget(self.negative)
+        col.addLayout(form)
+        col.addWidget(self.canvas)
+        col.addWidget(clear_mask)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.cancel_button)
+        col.addLayout(buttons)
+        col.addWidget(self.queue_label)
+        col.addStretch(1)
+
+        self.preview = QLabel("Your image appears here", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(256, 256)
+        self.progress = QProgressBar(textVisible=True, value=0)
+        center = QWidget()
+        ccol = QVBoxLayout(center)
+        ccol.addWidget(self.preview, 1)
+        ccol.addWidget(self.progress)
+
+        self.search = QLineEdit(placeholderText="Filter by prompt", textChanged=lambda _t: self.refresh_gallery())
+        self.model_filter = QLineEdit(placeholderText="Filter by model", textChanged=lambda _t: self.refresh_gallery())
+        self.gallery_list = QListWidget(viewMode=QListWidget.ViewMode.IconMode, iconSize=QSize(THUMB, THUMB),
+                                        resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static)
+        self.gallery_list.itemDoubleClicked.connect(lambda item: self.reuse(item.data(Qt.ItemDataRole.UserRole)))
+        actions = QHBoxLayout()
+        for text, slot in (("Reuse", lambda: self.reuse(self._selected())), ("To img2img", lambda: self.send_to("img2img")),
+                           ("To inpaint", lambda: self.send_to("inpaint")), ("Open folder", self.open_folder),
+                           ("Delete", self.delete_selected)):
+            actions.addWidget(QPushButton(text, clicked=slot))
+        right = QWidget()
+        rcol = QVBoxLayout(right)
+        rcol.addWidget(self.search)
+        rcol.addWidget(self.model_filter)
+        rcol.addWidget(self.gallery_list, 1)
+        rcol.addLayout(actions)
+
+        split = QSplitter()
+        for w in (left, center, right):
+            split.addWidget(w)
+        split.setSizes([340, 420, 360])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(split)
+
+    # -- actions ---------------------------------------------------------
+    def request_body(self) -> dict:
+        mode = self.mode.currentText()
+        body = {
+            "request_id": uuid.uuid4().hex, "prompt": self.prompt.toPlainText().strip(),
+            "negative_prompt": self.negative.toPlainText().strip(),
+            "model": self.model.currentData() or self.model.currentText().strip() or "default", "mode": mode,
+            "steps": self.steps.value(), "guidance": self.guidance.value(), "width": self.width_box.value(),
+            "height": self.height_box.value(), "seed": None if self.seed.value() < 0 else self.seed.value(),
+            "scheduler": self.scheduler.currentText(), "batch_size": self.batch.value(), "strength": self.strength.value(),
+            "loras": [{"path": p, "weight": self.lora_weight.value()}] if (p := self.lora.currentData() or "") else [],
+        }
+        if mode != "txt2img":
+            body["init_image"] = self.init_path.text().strip() or None
+        if mode == "inpaint" and self.canvas.mask is not None:
+            from engines.core import paths
+
+            body["mask"] = self.canvas.save_mask(paths.cache_dir() / f"mask-{body['request_id']}.png")
+        return body
+
+    def generate(self) -> str:
+        body = self.request_body()
+        job = Job("image", lambda c: c.stream_image(body), label="Generating image", request_id=body["request_id"])
+        self._jobs[job.id] = "generate"
+        self._queue.append(job.id)
+        self._update_buttons()
+        return self.runner.submit(job)
+
+    def cancel(self) -> None:
+        """Cancel the running generation (queued ones stay queued)."""
+        if self._running:
+            self.runner.cancel(self._running)
+            self.status_changed.emit("Cancelling…")
+
+    def refresh_models(self) -> None:
+        job = Job("host", _call(lambda c: c.image_models()), label="Listing image models")
+        self._jobs[job.id] = "models"
+        self.runner.submit(job)
+
+    def refresh_gallery(self) -> None:
+        self.gallery_list.clear()
+        for image in self.gallery.list(self.search.text(), self.model_filter.text(), limit=300):
+            item = QListWidgetItem(QIcon(QPixmap(image.path).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio)),
+                                   image.prompt[:28])
+            item.setToolTip(f"{image.prompt}\nseed {image.seed} · {image.model}")
+            item.setData(Qt.ItemDataRole.UserRole, image.id)
+            self.gallery_list.addItem(item)
+
+    def _selected(self) -> int | None:
+        item = self.gallery_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def reuse(self, image_id: int | None) -> None:
+        image = self.gallery.get(image_id) if image_id is not None else None
+        if image is not None:
+            self.apply_request(image.request)
+
+    def apply_request(self, req: dict) -> None:
+        """Fill the form from a stored request (Hearth JSON) or parsed A1111 parameters."""
+        self.prompt.setPlainText(req.get("prompt", ""))
+        self.negative.setPlainText(req.get("negative_prompt", ""))
+        model = req.get("model")
+        if model:
+            index = self.model.findData(model)
+            if index < 0:
+                self.model.addItem(Path(model).name if model != "default" else model, model)
+                index = self.model.count() - 1
+            self.model.setCurrentIndex(index)
+        for key, box in (("steps", self.steps), ("width", self.width_box), ("height", self.height_box),
+                         ("batch_size", self.batch)):
+            if isinstance(req.get(key), int):
+                box.setValue(req[key])
+        if isinstance(req.get("guidance"), (int, float)):
+            self.guidance.setValue(req["guidance"])
+        if isinstance(req.get("seed"), int):
+            self.seed.setValue(min(req["seed"], self.seed.maximum()))
+        if req.get("scheduler") in SCHEDULERS:
+            self.scheduler.setCurrentText(req["scheduler"])
+        if req.get("mode") in MODES:
+            self.mode.setCurrentText(req["mode"])
+
+    def send_to(self, mode: str) -> None:
+        image = self.gallery.get(self._selected()) if self._selected() is not None else None
+        if image is None:
+            return
+        self.apply_request(image.request)
+        self.mode.setCurrentText(mode)
+        self.init_path.setText(image.path)
+        self.canvas.set_image(image.path)
+
+    def open_folder(self) -> None:
+        image = self.gallery.get(self._selected()) if self._selected() is not None else None
+        if image is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(image.path).parent)))
+
+    def delete_selected(self) -> None:
+        image_id = self._selected()
+        if image_id is not None:
+            self.gallery.delete(image_id)
+            self.refresh_gallery()
+
+    def _pick_init(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Init image", "", "Images (*.png *.jpg *.jpeg *.webp)")
+        if path:
+            self.init_path.setText(path)
+            self.canvas.set_image(path)
+
+    def read_png(self, path: str) -> None:
+        """Read a dropped PNG's parameters through the host (A1111 text or Hearth's request)."""
+        job = Job("host", _call(lambda c: c.image_metadata(path)), label="Reading image parameters")
+        self._jobs[job.id] = "metadata"
+        self.runner.submit(job)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.read_png(url.toLocalFile())
+                break
+
+    # -- events ----------------------------------------------------------
+    def _on_event(self, job_id: str, event) -> None:
+        kind = self._jobs.get(job_id)
+        if kind == "generate":
+            self._running = job_id
+            self._update_buttons()
+            if isinstance(event, Progress):
+                self.progress.setMaximum(event.total)
+                self.progress.setValue(event.step)
+                self.status_changed.emit(f"Image: {event.message}")
+            elif isinstance(event, Preview):
+                self._latest_preview = event.png
+                if not self._preview_timer.isActive():
+                    self._preview_timer.start()
+            elif isinstance(event, Result):
+                images = event.data.get("images", [])
+                if images:
+                    self._latest_preview = None
+                    self._show(QImage(images[-1]["path"]))
+                self.refresh_gallery()
+                done = "cancelled" if event.finish_reason == "cancelled" else f"{len(images)} image(s), seed {event.data.get('seed')}"
+                self.status_changed.emit(f"Image: {done}")
+        elif kind == "models" and isinstance(event, Result):
+            current, current_name = self.model.currentData(), self.model.currentText()
+            self.model.clear()
+            for m in event.data.get("models", []):
+                self.model.addItem(m["name"], m["id"])
+            if current and self.model.findData(current) < 0:  # a model the user chose by path stays chosen
+                self.model.addItem(current_name, current)
+            self.model.setCurrentIndex(max(self.model.findData(current), 0))
+            self.lora.clear()
+            self.lora.addItem("(no LoRA)", "")
+            for l in event.data.get("loras", []):
+                self.lora.addItem(l["name"], l["path"])
+        elif kind == "metadata" and isinstance(event, Result):
+            data = event.data
+            if data.get("hearth"):
+                self.apply_request(data["hearth"])
+            elif data.get("parsed"):
+                p = data["parsed"]
+                self.apply_request({"prompt": p.get("prompt", ""), "negative_prompt": p.get("negative_prompt", ""),
+                                    "steps": p.get("Steps"), "guidance": p.get("CFG scale"), "seed": p.get("Seed"),
+                                    "scheduler": p.get("Sampler"), "width": p.get("width"), "height": p.get("height")})
+            else:
+                self.notified.emit("info", "That image carries no generation parameters.")
+
+    def _on_end(self, job_id: str, how: str, error: HearthError | None) -> None:
+        kind = self._jobs.pop(job_id, None)
+        if kind is None:
+            return
+        if kind == "generate":
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+            if self._running == job_id:
+                self._running = None
+            self._preview_timer.stop()
+            self._paint_preview()
+            if how == "cancelled":
+                self.progress.setValue(0)
+            self._update_buttons()
+        if how == "failed" and error is not None:
+            self.notified.emit("error", str(error))
+
+    def _paint_preview(self) -> None:
+        data, self._latest_preview = self._latest_preview, None
+        if data:
+            self._show(QImage.fromData(data, "PNG"))
+
+    def _show(self, image: QImage) -> None:
+        if not image.isNull():
+            side = min(self.preview.width(), self.preview.height())
+            self.preview.setPixmap(QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                                   Qt.TransformationMode.FastTransformation))
+
+    def _update_buttons(self) -> None:
+        self.cancel_button.setEnabled(self._running is not None)
+        waiting = len(self._queue) - (1 if self._running else 0)
+        self.queue_label.setText(f"{waiting} queued" if waiting > 0 else "")
+
+    def shutdown(self) -> None:
+        self._preview_timer.stop()

@@ -1,0 +1,95 @@
+"""The Tune room: label your model's replies, train on the labels with LoRA, watch it learn.
+
+Two tabs, each a module under ``tune_views``: Label (prompt sets, replies written by the loaded
+model through the engine host, blind A/B and K-way ranking into the label store) and Train
+(a form per method, ``main.py train`` as a child process, live curves, past runs). The label
+store is light SQLite used straight from the GUI thread; host calls run on ``tune.*`` lanes of
+the job runner and file work on the room's own worker thread.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QTabBar, QVBoxLayout, QWidget
+
+from engines.core.events import Result
+from engines.core.labels import LabelStore
+from desktop.rooms.tune_views.common import STYLE, FileWorker, TuneJobs
+from desktop.rooms.tune_views.label import LabelView
+from desktop.rooms.tune_views.train import TrainView
+from desktop.session import Session
+
+
+class TuneRoom(QWidget):
+    notified = Signal(str, str)  # level, text
+    status_changed = Signal(str)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.host = session.host
+        self.store = LabelStore(session.db)
+        self.jobs = TuneJobs(session.runner, self)
+        self.files = FileWorker(self)
+        self.setStyleSheet(STYLE)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+
+        self.label_view = LabelView(self.store, self.jobs, self.host, session.settings)
+        self.train_view = TrainView(self.store, session.settings, self.files)
+        for view in (self.label_view, self.train_view):
+            view.notified.connect(self.notified)
+            view.status_changed.connect(self.status_changed)
+        self.label_view.labels_changed.connect(self.train_view.update_dataset_info)
+
+        header = QWidget(objectName="TuneHeader")
+        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        row = QHBoxLayout(header)
+        row.setContentsMargins(20, 12, 20, 0)
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        titles.addWidget(QLabel("Tune", objectName="RoomTitle"))
+        titles.addWidget(QLabel("Label your model's replies, train on your labels, watch it change.", objectName="RoomSubtitle"))
+        row.addLayout(titles, 1)
+        self.tab_bar = QTabBar(objectName="TuneTabBar", expanding=False, drawBase=False)
+        for title in ("Label", "Train"):
+            self.tab_bar.addTab(title)
+        row.addWidget(self.tab_bar, 0, Qt.AlignmentFlag.AlignBottom)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.label_view)
+        self.stack.addWidget(self.train_view)
+        self.tab_bar.currentChanged.connect(self.show_tab)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(header)
+        layout.addWidget(self.stack, 1)
+
+        self.host.ready.connect(self._on_host_ready)
+        if self.host.is_ready:
+            self._on_host_ready()
+
+    def show_tab(self, index: int) -> None:
+        self.tab_bar.setCurrentIndex(index)
+        self.stack.setCurrentIndex(index)
+        if index == 0:
+            self.label_view.refresh_counts()
+            self.label_view.update_model_label()
+        else:
+            self.train_view.update_dataset_info()
+
+    def _on_host_ready(self, *_args) -> None:
+        """The host's memory figures (GPU name, free VRAM) make the training estimate honest."""
+        def memory(client):
+            yield Result(data=client.memory())
+
+        def on_event(event) -> None:
+            if isinstance(event, Result):
+                self.train_view.set_memory(event.data)
+
+        self.jobs.stream("host", memory, on_event, label="Checking memory")
+
+    def shutdown(self) -> None:
+        """The window is closing: stop writing replies, checkpoint a running training job, join the file worker."""
+        self.label_view.shutdown()
+        self.train_view.shutdown()
+        self.files.shutdown()

@@ -1,0 +1,221 @@
+"""What the Tune views share: the host-job router, small widgets, the plot theme and the room's style."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+
+from engines.core.errors import HearthError
+from engines.core.events import Event
+from desktop.jobs import Job, JobRunner
+
+ACCENT = "#f08a4b"
+MUTED = "#8d94a0"
+TEXT = "#e4e6eb"
+BASE = "#15171b"
+LINE = "#2e333b"
+GOOD = "#7fd49a"
+BLUE = "#6fa8f5"
+VIOLET = "#c08cf0"
+
+
+@dataclass
+class _Handlers:
+    on_event: Callable[[Event], None] | None
+    on_done: Callable[[str, HearthError | None], None] | None  # "finished" | "cancelled" | "failed"
+
+
+class TuneJobs(QObject):
+    """Routes the job runner's signals for the Tune room's host jobs back to the view that asked (GUI thread)."""
+
+    def __init__(self, runner: JobRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self._handlers: dict[str, _Handlers] = {}
+        runner.event.connect(self._on_event)
+        runner.finished.connect(lambda job_id: self._end(job_id, "finished", None))
+        runner.cancelled.connect(lambda job_id: self._end(job_id, "cancelled", None))
+        runner.failed.connect(lambda job_id, error: self._end(job_id, "failed", error))
+
+    def stream(self, lane: str, make_events: Callable, on_event: Callable[[Event], None], label: str = "",
+               on_done: Callable[[str, HearthError | None], None] | None = None, request_id: str | None = None) -> str | None:
+        job = Job(f"tune.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex)
+        self._handlers[job.id] = _Handlers(on_event, on_done)
+        try:
+            return self.runner.submit(job)
+        except RuntimeError:  # the runner is shut down: the window is closing
+            self._handlers.pop(job.id, None)
+            return None
+
+    def cancel(self, job_id: str | None) -> None:
+        if job_id:
+            self.runner.cancel(job_id)
+
+    def active(self, job_id: str | None) -> bool:
+        return bool(job_id) and job_id in self._handlers
+
+    def _on_event(self, job_id: str, event: Event) -> None:
+        handlers = self._handlers.get(job_id)
+        if handlers and handlers.on_event:
+            handlers.on_event(event)
+
+    def _end(self, job_id: str, how: str, error: HearthError | None) -> None:
+        handlers = self._handlers.pop(job_id, None)
+        if handlers and handlers.on_done:
+            handlers.on_done(how, error)
+
+
+def section(text: str) -> QLabel:
+    return QLabel(text.upper(), objectName="SectionTitle")
+
+
+def muted(text: str = "", wrap: bool = True) -> QLabel:
+    label = QLabel(text, objectName="Muted")
+    label.setWordWrap(wrap)
+    return label
+
+
+class Card(QFrame):
+    """A rounded panel with an optional title, holding a vertical layout (``self.body``)."""
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("TuneCard")
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(14, 10, 14, 12)
+        self.body.setSpacing(8)
+        if title:
+            self.body.addWidget(section(title))
+
+
+def set_state(widget: QWidget, name: str, value) -> None:
+    """Set a style property and re-polish, so a QSS rule on ``[name="value"]`` applies."""
+    if widget.property(name) != value:
+        widget.setProperty(name, value)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
+
+
+def pyqtgraph():
+    """pyqtgraph, imported on first use (about half a second) and themed once."""
+    import os
+
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    import pyqtgraph as pg
+
+    if not getattr(pg, "_hearth_tune_themed", False):
+        pg.setConfigOptions(antialias=True, background="#181a1f", foreground=MUTED)
+        pg._hearth_tune_themed = True
+    return pg
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_seconds(s: float) -> str:
+    s = max(0.0, float(s))
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+STYLE = f"""
+#TuneHeader {{ background: #1a1c21; border-bottom: 1px solid #23272e; }}
+#TuneCard {{ background: #1c1f24; border: 1px solid #262a31; border-radius: 10px; }}
+QTabBar#TuneTabBar {{ background: transparent; }}
+QTabBar#TuneTabBar::tab {{ background: transparent; color: {MUTED}; padding: 8px 16px; margin: 0 2px;
+    border: none; border-bottom: 2px solid transparent; font-size: 10.5pt; }}
+QTabBar#TuneTabBar::tab:hover {{ color: {TEXT}; }}
+QTabBar#TuneTabBar::tab:selected {{ color: #f5a672; border-bottom: 2px solid {ACCENT}; }}
+#PromptBox {{ background: #1f232a; border: 1px solid #2a2f37; border-radius: 10px; }}
+#ReplyCard {{ background: #1a1d22; border: 1px solid #2a2f37; border-radius: 10px; }}
+#ReplyCard[flash="true"] {{ border: 1px solid {ACCENT}; background: #241c16; }}
+QLabel#ReplyTag {{ color: {ACCENT}; font-weight: 700; font-size: 11pt; }}
+QLabel#KeyCap {{ background: #2a2e36; border: 1px solid #3a404a; border-bottom: 2px solid #3a404a; border-radius: 4px;
+    padding: 0 6px; color: {TEXT}; font-family: "DejaVu Sans Mono"; font-size: 9pt; }}
+QTextBrowser#ReplyText, QTextBrowser#PromptText {{ background: transparent; border: none; font-size: 10.5pt; }}
+QLabel#BigNumber {{ font-size: 17pt; font-weight: 600; color: {TEXT}; }}
+QLabel#BigNumberCaption {{ color: {MUTED}; font-size: 8.5pt; }}
+QLabel#Good {{ color: {GOOD}; }}
+QLabel#Bad {{ color: #f06b5f; }}
+QLabel#Estimate[fits="false"] {{ color: #f06b5f; }}
+QLabel#RunStatus[state="running"] {{ color: #e7c04f; }}
+QLabel#RunStatus[state="completed"] {{ color: {GOOD}; }}
+QLabel#RunStatus[state="failed"] {{ color: #f06b5f; }}
+QLabel#RunStatus[state="cancelled"] {{ color: #e7a04f; }}
+QPushButton#Method {{ padding: 6px 12px; border-radius: 6px; }}
+QPushButton#Method:checked {{ background: #2a2018; border-color: {ACCENT}; color: #f5a672; font-weight: 600; }}
+QPushButton#Choice {{ padding: 7px 14px; font-weight: 600; }}
+QPushButton#Choice:hover {{ border-color: {ACCENT}; }}
+QListWidget#RankList {{ background: #181a1f; border: 1px solid #262a31; border-radius: 10px; padding: 4px; }}
+QListWidget#RankList::item {{ border-radius: 8px; margin: 3px 2px; }}
+QListWidget#PromptList, QTableWidget#RunTable {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; }}
+QListWidget#PromptList::item {{ padding: 5px 8px; border-radius: 5px; color: #c9cdd4; }}
+QListWidget#PromptList::item:selected {{ background: #2d3139; color: #ffffff; }}
+QTableWidget#RunTable {{ gridline-color: #23272e; }}
+QTableWidget#RunTable::item {{ padding: 3px 6px; }}
+QTableWidget#RunTable::item:selected {{ background: #3a2c20; color: #f5a672; }}
+QHeaderView::section {{ background: #1c1f24; color: {MUTED}; border: none; border-bottom: 1px solid #2e333b; padding: 5px 8px; }}
+QTableCornerButton::section {{ background: #1c1f24; border: none; }}
+QPlainTextEdit#RunLog {{ background: #111317; border: 1px solid #262a31; border-radius: 8px; font-family: "DejaVu Sans Mono";
+    font-size: 8.5pt; color: #aeb4be; }}
+QProgressBar#TuneProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
+QProgressBar#TuneProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
+QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
+QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
+"""
+
+
+class FileWorker(QObject):
+    """One background thread for the room's file work (listing runs, exporting datasets, reading logs).
+
+    ``submit(fn, on_done)`` runs ``fn()`` there; ``on_done(result, error)`` is called on the GUI
+    thread. ``shutdown()`` joins the thread (the room calls it when the window closes).
+    """
+
+    _done = Signal(int, object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-tune-files")
+        self._callbacks: dict[int, Callable] = {}
+        self._next = 0
+        self._closed = False
+        self._done.connect(self._deliver)
+
+    def submit(self, fn: Callable, on_done: Callable[[object, Exception | None], None]) -> None:
+        if self._closed:
+            return
+        self._next += 1
+        token = self._next
+        self._callbacks[token] = on_done
+
+        def work() -> None:
+            try:
+                result, error = fn(), None
+            except Exception as exc:  # handed to the GUI thread, which reports it
+                result, error = None, exc
+            self._done.emit(token, result, error)
+
+        self._pool.submit(work)
+
+    def _deliver(self, token: int, result, error) -> None:
+        callback = self._callbacks.pop(token, None)
+        if callback is not None and not self._closed:
+            callback(result, error)
+
+    def shutdown(self) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)

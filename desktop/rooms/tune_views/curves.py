@@ -1,0 +1,96 @@
+"""Live training curves (pyqtgraph) from the ``step`` events of a run's ``events.jsonl``.
+
+Four panels: loss; learning rate; reward accuracy and margin (reward, DPO); KL and reward (KTO,
+RL). pyqtgraph is imported when the first panel is built, not when Hearth starts.
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from desktop.rooms.tune_views.common import ACCENT, BLUE, GOOD, LINE, MUTED, VIOLET, pyqtgraph
+
+# panel title -> [(event field, legend, colour)]
+PANELS: dict[str, list[tuple[str, str, str]]] = {
+    "Loss": [("loss", "loss", ACCENT)],
+    "Learning rate": [("learning_rate", "learning rate", BLUE)],
+    "Reward accuracy / margin": [("reward_accuracy", "accuracy", GOOD), ("reward_margin", "margin", VIOLET)],
+    "KL / reward": [("kl", "KL", "#e7c04f"), ("reward", "reward", GOOD)],
+}
+
+
+def _number(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+class Curves(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg = pyqtgraph()
+        self.series: dict[str, tuple[list[float], list[float]]] = {}
+        self.curves: dict[str, object] = {}
+        self.plots: dict[str, object] = {}
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(8)
+        for i, (title, lines) in enumerate(PANELS.items()):
+            plot = pg.PlotWidget()
+            item = plot.getPlotItem()
+            item.setTitle(f"<span style='color:{MUTED};font-size:9pt'>{title}</span>")
+            item.showGrid(x=True, y=True, alpha=0.12)
+            for side in ("left", "bottom"):
+                axis = item.getAxis(side)
+                axis.setPen(LINE)
+                axis.setTextPen(MUTED)
+                axis.enableAutoSIPrefix(False)
+            item.setLabel("bottom", "step", color=MUTED)
+            plot.setMenuEnabled(False)
+            plot.setMinimumHeight(150)
+            if len(lines) > 1:
+                legend = item.addLegend(offset=(-8, 8), labelTextColor=MUTED, brush=pg.mkBrush("#1c1f24cc"))
+                legend.setParentItem(item.vb)
+            for key, name, colour in lines:
+                self.series[key] = ([], [])
+                self.curves[key] = plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2),
+                                             symbol="o", symbolSize=4, symbolBrush=colour, symbolPen=None)
+            self.plots[title] = plot
+            grid.addWidget(plot, i // 2, i % 2)
+
+    def clear(self) -> None:
+        for key, (xs, ys) in self.series.items():
+            xs.clear()
+            ys.clear()
+            self.curves[key].setData([], [])
+
+    def add_events(self, events: list[dict]) -> int:
+        """Add the ``step`` events' metrics; returns how many points were added."""
+        added, touched = 0, set()
+        for event in events:
+            if event.get("event") != "step":
+                continue
+            step = _number(event.get("step"))
+            if step is None:
+                continue
+            for key, (xs, ys) in self.series.items():
+                value = _number(event.get(key))
+                if value is None:
+                    continue
+                if xs and step <= xs[-1]:  # a resumed run repeats steps after its checkpoint: keep the newest
+                    while xs and xs[-1] >= step:
+                        xs.pop()
+                        ys.pop()
+                xs.append(step)
+                ys.append(value)
+                touched.add(key)
+                added += 1
+        for key in touched:
+            self.curves[key].setData(*self.series[key])
+        return added
+
+    def points(self, key: str) -> int:
+        return len(self.series[key][0])

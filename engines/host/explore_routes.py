@@ -1,0 +1,150 @@
+"""The engine host's Explore endpoints (see API.md): tokens, embeddings, attention, few-shot,
+code -> live page. A thin transport over engines.text.explore_service."""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import AsyncIterator, Callable, Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from engines.core.errors import HearthError, RequestError
+from engines.core.events import Result, event_to_wire
+from engines.host.pump import StreamFailed, pump
+from engines.text.explore_service import (
+    AnalogyRequest, AttentionRequest, FewShotEvalRequest, FewShotPromptRequest, NeighboursRequest, PageRequest,
+    ProjectionRequest, TokensRequest,
+)
+
+router = APIRouter(prefix="/hearth/explore")
+
+
+def _sse(data) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+async def _body(request: Request) -> dict:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise RequestError("The request body must be a JSON object.")
+    return data
+
+
+def _wire_error(exc: BaseException) -> dict:
+    if isinstance(exc, HearthError):
+        return exc.to_wire()
+    return {"kind": "internal", "message": f"The engine failed: {type(exc).__name__}: {exc}", "path": None}
+
+
+# -- quick calls: JSON in, JSON out, computed on a worker thread -------------------
+_CALLS = {
+    "tokens": (TokensRequest, "tokens"),
+    "neighbours": (NeighboursRequest, "neighbours"),
+    "analogy": (AnalogyRequest, "analogy"),
+    "projection": (ProjectionRequest, "projection"),
+    "attention": (AttentionRequest, "attention"),
+    "fewshot/prompt": (FewShotPromptRequest, "fewshot_prompt"),
+}
+
+
+def _add_call(path: str, request_cls, method: str) -> None:
+    async def endpoint(request: Request):
+        req = request_cls.from_dict(await _body(request))
+        return await run_in_threadpool(getattr(request.app.state.hearth.explore, method), req)
+
+    endpoint.__name__ = f"explore_{method}"
+    router.add_api_route(f"/{path}", endpoint, methods=["POST"])
+
+
+for _path, (_cls, _method) in _CALLS.items():
+    _add_call(_path, _cls, _method)
+
+
+@router.get("/fewshot/tasks")
+async def fewshot_tasks(request: Request):
+    return await run_in_threadpool(request.app.state.hearth.explore.fewshot_tasks)
+
+
+@router.get("/presets")
+async def presets(request: Request):
+    from engines.core.paths import assets_dir
+
+    def read() -> dict:
+        return json.loads((assets_dir() / "explore" / "relations.json").read_text(encoding="utf-8"))
+
+    return await run_in_threadpool(read)
+
+
+@router.post("/unload")
+async def unload(request: Request):
+    data = await _body(request)
+    return {"unloaded": await run_in_threadpool(request.app.state.hearth.explore.sources.drop, data.get("model"))}
+
+
+# -- jobs that generate: SSE streams of events, cancellable ------------------------
+@router.post("/fewshot/evaluate")
+async def fewshot_evaluate(request: Request):
+    state = request.app.state.hearth
+    req = FewShotEvalRequest.from_dict(await _body(request))
+    req.request_id = req.request_id or uuid.uuid4().hex
+    model = await _ensure_loaded(request, req.model)
+    return await _stream(request, req.request_id, lambda token: state.explore.fewshot_evaluate(req, model, token),
+                         model, "explore.fewshot")
+
+
+@router.post("/page")
+async def page(request: Request):
+    state = request.app.state.hearth
+    req = PageRequest.from_dict(await _body(request))
+    req.request_id = req.request_id or uuid.uuid4().hex
+    model = await _ensure_loaded(request, req.model)
+    return await _stream(request, req.request_id, lambda token: state.explore.page(req, model, token), model, "explore.page")
+
+
+async def _ensure_loaded(request: Request, model: str) -> str:
+    from engines.host.server import ensure_text_model
+
+    state = request.app.state.hearth
+    return await ensure_text_model(state, state.explore.model_id(model))
+
+
+async def _stream(request: Request, request_id: str, make_events: Callable[..., Iterator], model: str, source: str):
+    from engines.host.server import error_response, record_usage
+
+    state = request.app.state.hearth
+    token = state.register(request_id)
+    events = pump(lambda: make_events(token), token)
+    try:
+        first = await events.__anext__()
+    except StopAsyncIteration:
+        first = None
+    if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
+        state.active.pop(request_id, None)
+        await events.aclose()
+        return error_response(first.exc)
+
+    def frame(event) -> bytes:
+        if isinstance(event, StreamFailed):
+            return _sse({"type": "Error", "error": _wire_error(event.exc)})
+        if isinstance(event, Result):
+            record_usage(state, model, source, event)
+        return _sse(event_to_wire(event))
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            if first is not None:
+                yield frame(first)
+            async for event in events:
+                yield frame(event)
+            yield b"data: [DONE]\n\n"
+        finally:
+            await events.aclose()
+            state.active.pop(request_id, None)
+
+    return StreamingResponse(frames(), media_type="text/event-stream",
+                             headers={"X-Hearth-Request-Id": request_id, "Cache-Control": "no-cache"})

@@ -1,0 +1,125 @@
+"""Procedural captioned images for the bundled image model, and a pixel classifier to grade it.
+
+Shared by tools/train_default_image_model.py (training data) and
+benchmarks/default_image_quality.py (held-out prompts and grading). numpy + Pillow only.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SIZE = 64
+COLORS = {
+    "red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 60, 220), "yellow": (240, 220, 30),
+    "orange": (245, 140, 20), "purple": (140, 50, 180), "white": (245, 245, 245), "black": (15, 15, 15),
+}
+SHAPES = ("circle", "square", "triangle", "star")
+SIZES = {"small": 8, "large": 14}  # half-width in pixels at 64x64
+POSITIONS = {  # phrase, centre (x, y) as a fraction of the image
+    "left": ("on the left", (0.27, 0.5)), "right": ("on the right", (0.73, 0.5)),
+    "top": ("at the top", (0.5, 0.27)), "bottom": ("at the bottom", (0.5, 0.73)),
+    "center": ("in the center", (0.5, 0.5)),
+}
+
+
+@dataclass(frozen=True)
+class Scene:
+    color: str
+    shape: str
+    size: str
+    position: str
+    background: str
+
+    def caption(self, drop_size: bool = False, drop_position: bool = False, drop_background: bool = False) -> str:
+        words = ["a"] + ([] if drop_size else [self.size]) + [self.color, self.shape]
+        if not drop_position:
+            words.append(POSITIONS[self.position][0])
+        if not drop_background:
+            words += ["on a", self.background, "background"]
+        return " ".join(words)
+
+    @property
+    def held_out(self) -> bool:
+        """About one scene in eight is never trained on; the quality benchmark uses those."""
+        key = f"{self.color}|{self.shape}|{self.size}|{self.position}|{self.background}"
+        return sum(map(ord, key)) * 2654435761 % 8 == 0
+
+
+def all_scenes() -> list[Scene]:
+    return [Scene(c, s, z, p, b) for c in COLORS for s in SHAPES for z in SIZES for p in POSITIONS for b in COLORS if b != c]
+
+
+def render(scene: Scene, rng: random.Random | None = None, size: int = SIZE) -> Image.Image:
+    rng = rng or random.Random(0)
+    img = Image.new("RGB", (size, size), COLORS[scene.background])
+    draw = ImageDraw.Draw(img)
+    fx, fy = POSITIONS[scene.position][1]
+    r = SIZES[scene.size] * size / SIZE * rng.uniform(0.9, 1.1)
+    cx = fx * size + rng.uniform(-2, 2) * size / SIZE
+    cy = fy * size + rng.uniform(-2, 2) * size / SIZE
+    fill = COLORS[scene.color]
+    if scene.shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif scene.shape == "square":
+        s = r * 0.9
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    elif scene.shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)], fill=fill)
+    else:  # star: five points, inner radius 0.42
+        pts = []
+        for i in range(10):
+            a = -math.pi / 2 + i * math.pi / 5
+            rr = r * 1.1 if i % 2 == 0 else r * 0.46
+            pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+        draw.polygon(pts, fill=fill)
+    return img
+
+
+# -- grading ----------------------------------------------------------------
+_PALETTE = np.array(list(COLORS.values()), dtype=np.float32)
+_NAMES = list(COLORS)
+
+
+def nearest_color(rgb) -> str:
+    return _NAMES[int(np.argmin(((_PALETTE - np.asarray(rgb, dtype=np.float32)) ** 2).sum(1)))]
+
+
+def classify(image: Image.Image) -> dict:
+    """Read colour, background, shape and position back from pixels (flat-colour scenes only).
+
+    Background: the median border colour. Shape pixels: those whose nearest palette colour
+    differs from the background's. Shape: how much of its bounding box the shape fills
+    (square ~0.8-1, circle ~0.78, triangle ~0.5, star ~0.35). Position: the centroid's nearest
+    position centre.
+    """
+    a = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR), dtype=np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    background = nearest_color(np.median(border, axis=0))
+    bg_rgb = np.asarray(COLORS[background], dtype=np.float32)
+    labels = ((a[:, :, None, :] - _PALETTE[None, None]) ** 2).sum(-1).argmin(-1)
+    mask = (labels != _NAMES.index(background)) & (np.abs(a - bg_rgb).sum(-1) > 90)
+    if mask.sum() < 12:
+        return {"background": background, "color": None, "shape": None, "position": None}
+    counts = np.bincount(labels[mask], minlength=len(_NAMES))
+    color = _NAMES[int(counts.argmax())]
+    ys, xs = np.nonzero(mask)
+    cx, cy = xs.mean() / SIZE, ys.mean() / SIZE
+    position = min(POSITIONS, key=lambda p: (POSITIONS[p][1][0] - cx) ** 2 + (POSITIONS[p][1][1] - cy) ** 2)
+    w, h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    fill = mask.sum() / float(w * h)
+    # Corner pixels of the bounding box: a square fills them, a circle does not.
+    corner = mask[ys.min():ys.min() + 2, xs.min():xs.min() + 2].mean() + mask[ys.max() - 1:ys.max() + 1, xs.max() - 1:xs.max() + 1].mean()
+    bottom_row = mask[ys.max() - 1, xs.min():xs.max() + 1].mean()
+    if fill > 0.86 or (fill > 0.7 and corner > 1.0):
+        shape = "square"
+    elif fill > 0.66:
+        shape = "circle"
+    elif fill < 0.43 and bottom_row < 0.6:
+        shape = "star"
+    else:
+        shape = "triangle"
+    return {"background": background, "color": color, "shape": shape, "position": position}
