@@ -31,8 +31,11 @@ env: $(STAMP)
 run: $(STAMP)
 	$(PY) main.py
 
+# Two pytest processes: the GUI tests assert that the GUI process never imports torch & co.,
+# which only means something in a process where the engine tests have not imported them.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest --ignore-glob='tests/test_gui_*.py'
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest tests/test_gui_*.py
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.explore_support import shared_cache  # noqa: F401  (one converted-weights cache per run)
 from tests.helpers import ROOT, make_bad_models
 
 
@@ -22,6 +23,13 @@ def test_chat_streams_the_reply_to_stdout(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Paris" in out.stdout
     assert "tok/s" in out.stderr and "backend llama" in out.stderr
+
+
+def test_chat_on_the_transformers_backend(tmp_path):
+    out = hearth("chat", "--prompt", "What is the capital of France?", "--temperature", "0", "--max-tokens", "24",
+                 "--backend", "transformers", "--stats", home=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr
+    assert "Paris" in out.stdout and "backend transformers" in out.stderr
 
 
 @pytest.mark.parametrize("kind", ["empty", "random", "truncated", "no_model_folder"])

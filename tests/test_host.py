@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from tests.explore_support import shared_cache  # noqa: F401  (one converted-weights cache per run)
 from tests.helpers import FRANCE, GREEDY, ROOT, SYSTEM, HostProcess, make_bad_models, sse_events
 
 LONG = [SYSTEM, {"role": "user", "content": "Write a very long essay about the history of rivers."}]
@@ -167,5 +168,26 @@ def test_host_exits_when_its_parent_is_gone(tmp_path):
         parent.kill()
         parent.wait()
         assert proc.proc.wait(timeout=15) == 0
+    finally:
+        proc.stop()
+
+
+def test_openai_client_on_the_transformers_backend(tmp_path):
+    from openai import OpenAI
+
+    proc = HostProcess(tmp_path / "home-hf")
+    try:
+        with proc.client(timeout=900) as c:
+            r = c.post("/hearth/models/load", json={"model": "default", "backend": "transformers", "context_length": 2048})
+            assert r.status_code == 200, r.text
+            assert r.json()["backend"] == "transformers"
+        client = OpenAI(base_url=f"{proc.url}/v1", api_key=proc.api_key)
+        reply = client.chat.completions.create(model="default", messages=FRANCE, temperature=0, max_tokens=24)
+        assert "Paris" in reply.choices[0].message.content
+        assert reply.usage.completion_tokens > 0
+        pieces = [chunk.choices[0].delta.content or "" for chunk in
+                  client.chat.completions.create(model="default", messages=FRANCE, temperature=0, max_tokens=24, stream=True)
+                  if chunk.choices]
+        assert "Paris" in "".join(pieces)
     finally:
         proc.stop()
