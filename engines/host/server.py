@@ -143,7 +143,6 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
             raise RequestError("The request body must be a JSON object.")
         return data
 
-    ensure_loaded = ensure_text_model
 
     # -- Hearth endpoints ------------------------------------------------
     @app.get("/hearth/health")
@@ -189,7 +188,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
         state = host(request)
         chat = ChatRequest.from_dict(await body_json(request))
         chat.request_id = chat.request_id or uuid.uuid4().hex
-        chat.model = await ensure_loaded(state, chat.model)
+        chat.model = await ensure_text_model(state, chat.model)
 
         async def frames(events: AsyncIterator) -> AsyncIterator[bytes]:
             async for event in events:
@@ -231,7 +230,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     async def openai_reply(request: Request, chat: ChatRequest, data: dict, kind: str):
         state = host(request)
-        chat.model = await ensure_loaded(state, chat.model)
+        chat.model = await ensure_text_model(state, chat.model)
         created = int(time.time())
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
         reply_id = f"{prefix}-{chat.request_id}"
