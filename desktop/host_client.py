@@ -51,25 +51,7 @@ class HostClient:
     # -- streaming -----------------------------------------------------
     def stream_chat(self, body: dict) -> Iterator[Event]:
         """POST /hearth/chat and yield its events until ``[DONE]``."""
-        try:
-            with self._http.stream("POST", "/hearth/chat", json=body, timeout=_LONG) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_from_response(response)
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    data = json.loads(payload)
-                    if data.get("type") == "Error":
-                        raise HearthError.from_wire(data.get("error") or {})
-                    yield event_from_wire(data)
-        except httpx.TransportError as exc:
-            raise _host_error(self.base_url, exc, mid_stream=True) from exc
-        # A stream that ends without [DONE] means the host went away mid-reply.
-        raise HostError("The engine host closed the connection before the reply was complete.")
+        return self.stream_events("/hearth/chat", body, unfinished="the reply was complete")
 
     # -- images ----------------------------------------------------------
     def image_models(self) -> dict:
@@ -80,24 +62,7 @@ class HostClient:
 
     def stream_image(self, body: dict) -> Iterator[Event]:
         """POST /hearth/image/generate and yield Progress/Preview/Result events until ``[DONE]``."""
-        try:
-            with self._http.stream("POST", "/hearth/image/generate", json=body, timeout=_LONG) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_from_response(response)
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    data = json.loads(payload)
-                    if data.get("type") == "Error":
-                        raise HearthError.from_wire(data.get("error") or {})
-                    yield event_from_wire(data)
-        except httpx.TransportError as exc:
-            raise _host_error(self.base_url, exc, mid_stream=True) from exc
-        raise HostError("The engine host closed the connection before the image was finished.")
+        return self.stream_events("/hearth/image/generate", body, unfinished="the image was finished")
 
     # -- explore ---------------------------------------------------------
     def explore(self, path: str, body: dict | None = None) -> dict:
@@ -107,7 +72,7 @@ class HostClient:
             return self._call("GET", f"/hearth/explore/{path}", timeout=_LONG)
         return self._call("POST", f"/hearth/explore/{path}", json=body, timeout=_LONG)
 
-    def stream_events(self, path: str, body: dict) -> Iterator[Event]:
+    def stream_events(self, path: str, body: dict, unfinished: str = "the job was finished") -> Iterator[Event]:
         """POST an SSE endpoint (``/hearth/chat``, ``/hearth/explore/page``, ...) and yield its events until ``[DONE]``."""
         try:
             with self._http.stream("POST", path, json=body, timeout=_LONG) as response:
@@ -126,7 +91,8 @@ class HostClient:
                     yield event_from_wire(data)
         except httpx.TransportError as exc:
             raise _host_error(self.base_url, exc, mid_stream=True) from exc
-        raise HostError("The engine host closed the connection before the job was finished.")
+        # A stream that ends without [DONE] means the host went away mid-job.
+        raise HostError(f"The engine host closed the connection before {unfinished}.")
 
     def _call(self, method: str, path: str, timeout: httpx.Timeout | None = None, **kwargs: Any) -> dict:
         try:

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from engines.core.errors import HearthError, RequestError
+from engines.core.errors import HearthError
 from engines.core.events import Result, event_to_wire
 from engines.host.pump import StreamFailed, pump
+from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
 from engines.text.explore_service import (
     AnalogyRequest, AttentionRequest, FewShotEvalRequest, FewShotPromptRequest, NeighboursRequest, PageRequest,
     ProjectionRequest, TokensRequest,
@@ -21,24 +22,6 @@ from engines.text.explore_service import (
 router = APIRouter(prefix="/hearth/explore")
 
 
-def _sse(data) -> bytes:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
-
-
-async def _body(request: Request) -> dict:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
-    if not isinstance(data, dict):
-        raise RequestError("The request body must be a JSON object.")
-    return data
-
-
-def _wire_error(exc: BaseException) -> dict:
-    if isinstance(exc, HearthError):
-        return exc.to_wire()
-    return {"kind": "internal", "message": f"The engine failed: {type(exc).__name__}: {exc}", "path": None}
 
 
 # -- quick calls: JSON in, JSON out, computed on a worker thread -------------------
@@ -54,7 +37,7 @@ _CALLS = {
 
 def _add_call(path: str, request_cls, method: str) -> None:
     async def endpoint(request: Request):
-        req = request_cls.from_dict(await _body(request))
+        req = request_cls.from_dict(await read_json_body(request))
         return await run_in_threadpool(getattr(request.app.state.hearth.explore, method), req)
 
     endpoint.__name__ = f"explore_{method}"
@@ -82,7 +65,7 @@ async def presets(request: Request):
 
 @router.post("/unload")
 async def unload(request: Request):
-    data = await _body(request)
+    data = await read_json_body(request)
     return {"unloaded": await run_in_threadpool(request.app.state.hearth.explore.sources.drop, data.get("model"))}
 
 
@@ -90,7 +73,7 @@ async def unload(request: Request):
 @router.post("/fewshot/evaluate")
 async def fewshot_evaluate(request: Request):
     state = request.app.state.hearth
-    req = FewShotEvalRequest.from_dict(await _body(request))
+    req = FewShotEvalRequest.from_dict(await read_json_body(request))
     req.request_id = req.request_id or uuid.uuid4().hex
     model = await _ensure_loaded(request, req.model)
     return await _stream(request, req.request_id, lambda token: state.explore.fewshot_evaluate(req, model, token),
@@ -100,7 +83,7 @@ async def fewshot_evaluate(request: Request):
 @router.post("/page")
 async def page(request: Request):
     state = request.app.state.hearth
-    req = PageRequest.from_dict(await _body(request))
+    req = PageRequest.from_dict(await read_json_body(request))
     req.request_id = req.request_id or uuid.uuid4().hex
     model = await _ensure_loaded(request, req.model)
     return await _stream(request, req.request_id, lambda token: state.explore.page(req, model, token), model, "explore.page")
@@ -114,7 +97,7 @@ async def _ensure_loaded(request: Request, model: str) -> str:
 
 
 async def _stream(request: Request, request_id: str, make_events: Callable[..., Iterator], model: str, source: str):
-    from engines.host.server import error_response, record_usage
+    from engines.host.server import record_usage
 
     state = request.app.state.hearth
     token = state.register(request_id)
@@ -130,10 +113,10 @@ async def _stream(request: Request, request_id: str, make_events: Callable[..., 
 
     def frame(event) -> bytes:
         if isinstance(event, StreamFailed):
-            return _sse({"type": "Error", "error": _wire_error(event.exc)})
+            return sse({"type": "Error", "error": error_wire(event.exc)})
         if isinstance(event, Result):
             record_usage(state, model, source, event)
-        return _sse(event_to_wire(event))
+        return sse(event_to_wire(event))
 
     async def frames() -> AsyncIterator[bytes]:
         try:
@@ -141,7 +124,7 @@ async def _stream(request: Request, request_id: str, make_events: Callable[..., 
                 yield frame(first)
             async for event in events:
                 yield frame(event)
-            yield b"data: [DONE]\n\n"
+            yield SSE_DONE
         finally:
             await events.aclose()
             state.active.pop(request_id, None)

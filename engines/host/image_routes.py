@@ -2,7 +2,6 @@
 models and LoRAs, gallery, PNG metadata. A thin transport over engines.image."""
 from __future__ import annotations
 
-import json
 import uuid
 from typing import AsyncIterator
 
@@ -10,40 +9,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from engines.core.errors import HearthError, RequestError
+from engines.core.errors import HearthError
 from engines.core.events import event_to_wire
 from engines.host.pump import StreamFailed, pump
+from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
 from engines.image.request import ImageRequest, MemoryOptions
 
 router = APIRouter(prefix="/hearth/image")
 
 
-def _sse(data) -> bytes:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
-
-
-async def _body(request: Request) -> dict:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
-    if not isinstance(data, dict):
-        raise RequestError("The request body must be a JSON object.")
-    return data
-
-
-def _wire_error(exc: BaseException) -> dict:
-    if isinstance(exc, HearthError):
-        return exc.to_wire()
-    return {"kind": "internal", "message": f"The engine failed: {type(exc).__name__}: {exc}", "path": None}
 
 
 @router.post("/generate")
 async def generate(request: Request):
-    from engines.host.server import error_response
-
     state = request.app.state.hearth
-    job = ImageRequest.from_dict(await _body(request))
+    job = ImageRequest.from_dict(await read_json_body(request))
     job.request_id = job.request_id or uuid.uuid4().hex
     token = state.register(job.request_id)
     events = pump(lambda: state.image.generate(job, token), token)
@@ -59,12 +39,12 @@ async def generate(request: Request):
     async def frames() -> AsyncIterator[bytes]:
         try:
             if first is not None:
-                yield _sse({"type": "Error", "error": _wire_error(first.exc)} if isinstance(first, StreamFailed)
+                yield sse({"type": "Error", "error": error_wire(first.exc)} if isinstance(first, StreamFailed)
                            else event_to_wire(first))
             async for event in events:
-                yield _sse({"type": "Error", "error": _wire_error(event.exc)} if isinstance(event, StreamFailed)
+                yield sse({"type": "Error", "error": error_wire(event.exc)} if isinstance(event, StreamFailed)
                            else event_to_wire(event))
-            yield b"data: [DONE]\n\n"
+            yield SSE_DONE
         finally:
             await events.aclose()
             state.active.pop(job.request_id, None)
@@ -75,7 +55,7 @@ async def generate(request: Request):
 
 @router.post("/load")
 async def load(request: Request):
-    data = await _body(request)
+    data = await read_json_body(request)
     memory = MemoryOptions(**(data.get("memory") or {}))
     loaded = await run_in_threadpool(request.app.state.hearth.image.load, str(data.get("model") or "default"), memory,
                                      bool(data.get("allow_pickle")))
@@ -84,7 +64,7 @@ async def load(request: Request):
 
 @router.post("/unload")
 async def unload(request: Request):
-    data = await _body(request)
+    data = await read_json_body(request)
     return {"unloaded": await run_in_threadpool(request.app.state.hearth.image.unload, data.get("model"))}
 
 
@@ -118,7 +98,7 @@ async def gallery_delete(request: Request):
     from engines.core.gallery import Gallery
     from engines.core.storage import Database
 
-    data = await _body(request)
+    data = await read_json_body(request)
 
     def delete():
         db = Database()
@@ -135,7 +115,7 @@ async def gallery_delete(request: Request):
 async def metadata(request: Request):
     from engines.image.metadata import parse_parameters, read_png_metadata
 
-    data = await _body(request)
+    data = await read_json_body(request)
     if isinstance(data.get("parameters"), str):
         return {"parameters": data["parameters"], "parsed": parse_parameters(data["parameters"]), "hearth": None}
     return await run_in_threadpool(read_png_metadata, str(data.get("path") or ""))

@@ -6,7 +6,6 @@ desktop app. See API.md beside this file.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -20,32 +19,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
-from engines.core.errors import HearthError, NotLoadedError, OutOfMemoryError, RequestError
+from engines.core.errors import HearthError, NotLoadedError, RequestError
 from engines.core.events import Result, Token, event_to_wire
 from engines.host.pump import StreamFailed, pump
+from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
 from engines.image.engine import ImageEngine
 from engines.text.engine import TextEngine
 from engines.text.explore_service import ExploreService
 from engines.text.request import ChatRequest, LoadRequest
 
 READY_PREFIX = "HEARTH_HOST_READY"
-
-_STATUS = {NotLoadedError: 404, OutOfMemoryError: 507}
-
-
-def error_response(exc: HearthError) -> JSONResponse:
-    status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-    body = exc.to_wire()
-    # OpenAI clients read error.message / error.type.
-    body["type"] = exc.kind
-    return JSONResponse({"error": body}, status_code=status)
-
-
-def _sse(data: Any) -> bytes:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
-
-
-_SSE_DONE = b"data: [DONE]\n\n"
 
 
 class HostState:
@@ -134,15 +117,6 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     def host(request: Request) -> HostState:
         return request.app.state.hearth
 
-    async def body_json(request: Request) -> dict:
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
-        if not isinstance(data, dict):
-            raise RequestError("The request body must be a JSON object.")
-        return data
-
 
     # -- Hearth endpoints ------------------------------------------------
     @app.get("/hearth/health")
@@ -164,19 +138,19 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     @app.post("/hearth/models/load")
     async def load(request: Request):
-        req = LoadRequest.from_dict(await body_json(request))
+        req = LoadRequest.from_dict(await read_json_body(request))
         loaded = await run_in_threadpool(host(request).text.load, req)
         return {"model": loaded.id, "backend": loaded.backend_name, "info": loaded.to_dict()}
 
     @app.post("/hearth/models/unload")
     async def unload(request: Request):
-        data = await body_json(request)
+        data = await read_json_body(request)
         await run_in_threadpool(host(request).explore.sources.drop, data.get("model"))
         return {"unloaded": await run_in_threadpool(host(request).text.unload, data.get("model"))}
 
     @app.post("/hearth/cancel")
     async def cancel(request: Request):
-        data = await body_json(request)
+        data = await read_json_body(request)
         token = host(request).active.get(str(data.get("request_id", "")))
         if token is None:
             return {"cancelled": False}
@@ -186,17 +160,17 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     @app.post("/hearth/chat")
     async def hearth_chat(request: Request):
         state = host(request)
-        chat = ChatRequest.from_dict(await body_json(request))
+        chat = ChatRequest.from_dict(await read_json_body(request))
         chat.request_id = chat.request_id or uuid.uuid4().hex
         chat.model = await ensure_text_model(state, chat.model)
 
         async def frames(events: AsyncIterator) -> AsyncIterator[bytes]:
             async for event in events:
                 if isinstance(event, StreamFailed):
-                    yield _sse({"type": "Error", "error": _as_wire(event.exc)})
+                    yield sse({"type": "Error", "error": error_wire(event.exc)})
                 else:
-                    yield _sse(event_to_wire(event))
-            yield _SSE_DONE
+                    yield sse(event_to_wire(event))
+            yield SSE_DONE
 
         return await start_stream(state, chat, frames)
 
@@ -210,7 +184,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     @app.post("/v1/chat/completions")
     async def v1_chat(request: Request):
-        data = await body_json(request)
+        data = await read_json_body(request)
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
             raise RequestError("Field 'messages' must be a non-empty list.")
@@ -219,7 +193,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     @app.post("/v1/completions")
     async def v1_completions(request: Request):
-        data = await body_json(request)
+        data = await read_json_body(request)
         prompt = data.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
@@ -249,7 +223,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
             first = True
             async for event in events:
                 if isinstance(event, StreamFailed):
-                    yield _sse({"error": {**_as_wire(event.exc), "type": getattr(event.exc, "kind", "error")}})
+                    yield sse({"error": {**error_wire(event.exc), "type": getattr(event.exc, "kind", "error")}})
                     break
                 if isinstance(event, Token):
                     if kind == "chat":
@@ -258,7 +232,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
                     else:
                         choice = {"index": 0, "text": event.text, "logprobs": None, "finish_reason": None}
                     first = False
-                    yield _sse(_chunk(kind, reply_id, created, model_name, [choice]))
+                    yield sse(_chunk(kind, reply_id, created, model_name, [choice]))
                 elif isinstance(event, Result):
                     finish = "stop" if event.finish_reason == "cancelled" else event.finish_reason
                     choice = ({"index": 0, "delta": {}, "finish_reason": finish} if kind == "chat"
@@ -266,8 +240,8 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
                     chunk = _chunk(kind, reply_id, created, model_name, [choice])
                     chunk["usage"] = _usage(event)
                     chunk["hearth"] = {"finish_reason": event.finish_reason, **{k: v for k, v in event.data.items() if k != "text"}}
-                    yield _sse(chunk)
-            yield _SSE_DONE
+                    yield sse(chunk)
+            yield SSE_DONE
 
         return await start_stream(state, chat, frames)
 
@@ -301,12 +275,6 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
                                  headers={"X-Hearth-Request-Id": chat.request_id, "Cache-Control": "no-cache"})
 
     return app
-
-
-def _as_wire(exc: BaseException) -> dict:
-    if isinstance(exc, HearthError):
-        return exc.to_wire()
-    return {"kind": "internal", "message": f"The engine failed: {type(exc).__name__}: {exc}", "path": None}
 
 
 def _final_result(engine: TextEngine, chat: ChatRequest, token: CancelToken) -> Result:

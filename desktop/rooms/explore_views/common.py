@@ -8,11 +8,14 @@ from typing import Callable, Iterable, Iterator
 
 from PySide6.QtCore import QObject, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from engines.core.errors import HearthError
 from engines.core.events import Event, Result
 from desktop.jobs import Job, JobRunner
+from desktop.widgets.panels import Card as _Card
+from desktop.widgets.panels import muted as _muted
+from desktop.widgets.panels import section  # noqa: F401  (re-exported for the views)
 
 ACCENT = "#f08a4b"
 MUTED = "#8d94a0"
@@ -139,28 +142,12 @@ class ExploreView(QWidget):
         """The window is closing: stop what runs."""
 
 
-def section(text: str) -> QLabel:
-    return QLabel(text.upper(), objectName="SectionTitle")
-
-
 def muted(text: str = "", wrap: bool = True) -> QLabel:
-    label = QLabel(text, objectName="Muted")
-    label.setWordWrap(wrap)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
+    return _muted(text, wrap, selectable=True)
 
 
-class Card(QFrame):
-    """A rounded panel with an optional title, holding a vertical layout (``self.body``)."""
-
-    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("ExploreCard")
-        self.body = QVBoxLayout(self)
-        self.body.setContentsMargins(14, 10, 14, 12)
-        self.body.setSpacing(8)
-        if title:
-            self.body.addWidget(section(title))
+class Card(_Card):
+    OBJECT_NAME = "ExploreCard"
 
 
 class ScoreBars(QWidget):

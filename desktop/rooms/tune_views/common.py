@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from engines.core.errors import HearthError
 from engines.core.events import Event
 from desktop.jobs import Job, JobRunner
+from desktop.widgets.panels import Card as _Card
+from desktop.widgets.panels import muted, section  # noqa: F401  (re-exported for the views)
 
 ACCENT = "#f08a4b"
 MUTED = "#8d94a0"
@@ -68,27 +70,8 @@ class TuneJobs(QObject):
             handlers.on_done(how, error)
 
 
-def section(text: str) -> QLabel:
-    return QLabel(text.upper(), objectName="SectionTitle")
-
-
-def muted(text: str = "", wrap: bool = True) -> QLabel:
-    label = QLabel(text, objectName="Muted")
-    label.setWordWrap(wrap)
-    return label
-
-
-class Card(QFrame):
-    """A rounded panel with an optional title, holding a vertical layout (``self.body``)."""
-
-    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("TuneCard")
-        self.body = QVBoxLayout(self)
-        self.body.setContentsMargins(14, 10, 14, 12)
-        self.body.setSpacing(8)
-        if title:
-            self.body.addWidget(section(title))
+class Card(_Card):
+    OBJECT_NAME = "TuneCard"
 
 
 def set_state(widget: QWidget, name: str, value) -> None:

@@ -1,0 +1,42 @@
+"""What every engine-host route shares: JSON bodies in, SSE frames and error JSON out."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from engines.core.errors import HearthError, NotLoadedError, OutOfMemoryError, RequestError
+
+SSE_DONE = b"data: [DONE]\n\n"
+_STATUS = {NotLoadedError: 404, OutOfMemoryError: 507}
+
+
+def sse(data: Any) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+async def read_json_body(request: Request) -> dict:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise RequestError("The request body must be a JSON object.")
+    return data
+
+
+def error_wire(exc: BaseException) -> dict:
+    """A failure as wire JSON; a bug (not a HearthError) still reaches the user as a sentence."""
+    if isinstance(exc, HearthError):
+        return exc.to_wire()
+    return {"kind": "internal", "message": f"The engine failed: {type(exc).__name__}: {exc}", "path": None}
+
+
+def error_response(exc: HearthError) -> JSONResponse:
+    status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+    body = exc.to_wire()
+    # OpenAI clients read error.message / error.type.
+    body["type"] = exc.kind
+    return JSONResponse({"error": body}, status_code=status)
