@@ -28,10 +28,10 @@ async def pump(make_events: Callable[[], Iterator[Any]], cancel: CancelToken) ->
         try:
             events = make_events()
             try:
+                # No break on cancel: the engine sees the token itself and still yields its final
+                # Result (finish_reason "cancelled"), which the client must receive.
                 for event in events:
                     loop.call_soon_threadsafe(queue.put_nowait, event)
-                    if cancel.cancelled:
-                        break
             finally:
                 close = getattr(events, "close", None)
                 if close is not None:
