@@ -1,8 +1,8 @@
 """How well the bundled image model follows its captions, on scenes it never saw in training.
 
-For held-out scenes (tools/shapes_dataset.py: Scene.held_out), generate one 64x64 image each
+For held-out scenes (engines/image/shapes.py: Scene.held_out), generate one 64x64 image each
 through Hearth's image engine and read colour, background, shape and position back with the
-pixel classifier in tools/shapes_dataset.py (which scores ~100% on the training renders).
+pixel classifier in engines/image/shapes.py (which scores ~100% on the training renders).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/default_image_quality.py [--count 120] [--steps 20]
 
@@ -21,7 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     from engines.core.events import Result
     from engines.image.engine import ImageEngine
     from engines.image.request import ImageRequest
-    from shapes_dataset import all_scenes, classify
+    from engines.image.shapes import all_scenes, classify
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     scenes = [s for s in all_scenes() if s.held_out]

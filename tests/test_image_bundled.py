@@ -27,8 +27,7 @@ def test_bundled_model_is_small_safetensors_only():
 def test_cli_with_the_bundled_model(tmp_path):
     from PIL import Image
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    from shapes_dataset import classify
+    from engines.image.shapes import classify
 
     out = hearth("image", "--prompt", "a large yellow square in the center on a blue background", "--seed", "1",
                  "--out", str(tmp_path / "sq.png"), home=tmp_path)

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shapes_dataset import COLORS, POSITIONS, SHAPES, SIZES, all_scenes, render  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engines.image.shapes import COLORS, POSITIONS, SHAPES, SIZES, all_scenes, render  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_TOKENS = 16  # the longest caption is 12 tokens with <start>/<end>

@@ -1,7 +1,7 @@
 """Procedural captioned images for the bundled image model, and a pixel classifier to grade it.
 
-Shared by tools/train_default_image_model.py (training data) and
-benchmarks/default_image_quality.py (held-out prompts and grading). numpy + Pillow only.
+Shared by tools/train_default_image_model.py (training data), benchmarks/default_image_quality.py
+(held-out prompts and grading) and engines/decode (procedural stimuli with known labels). numpy + Pillow only.
 """
 from __future__ import annotations
 
