@@ -78,3 +78,30 @@ def job_dict(method: str, base: Path, dataset: Path, output_dir: Path, **overrid
            "max_length": 160, "max_completion_length": 8, "num_generations": 2, "device": "cpu"}
     job.update(overrides)
     return job
+
+
+def build_tiny_adapter(base: Path, folder: Path, *, seed: int = 1, task: str = "CAUSAL_LM", method: str = "dpo") -> Path:
+    """A LoRA adapter for ``base`` laid out like a finished training run (adapter, tokenizer, summary.json),
+    with random B matrices so it visibly changes the model (a freshly initialised LoRA changes nothing)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    if task == "SEQ_CLS":
+        model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1)
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="SEQ_CLS", modules_to_save=["score"])
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(base))
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5)
+    peft_model.save_pretrained(str(folder), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(folder))
+    summary = {"status": "completed", "method": "reward" if task == "SEQ_CLS" else method, "base_model": str(base),
+               "steps": 3, "max_steps": 3, "final_loss": 0.5}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from engines.core.cancel import CancelToken
-from engines.core.errors import NotLoadedError, UnsupportedModelError
+from engines.core.errors import NotLoadedError, RequestError, UnsupportedModelError
 from engines.core.events import Event
 from engines.text.owner import ModelOwner
 from engines.text.request import ChatRequest, LoadRequest
@@ -47,6 +47,19 @@ def choose_backend(entry, requested: str) -> str:
     return "llama" if entry.format == "gguf" else "transformers"
 
 
+def check_adapter_base(entry, adapter) -> None:
+    """The chosen model must be the one the adapter was trained on (a LoRA on another model is noise)."""
+    from engines.models import bundled_default_path
+
+    chosen = Path(entry.path) / entry.gguf_file if entry.gguf_file else Path(entry.path)
+    recorded = bundled_default_path() if adapter.base_model == "default" else Path(adapter.base_model)
+    if entry.id == adapter.base_model or chosen.resolve() == recorded.resolve():
+        return
+    trained_on = "the bundled SmolLM2" if adapter.base_model == "default" else adapter.base_model
+    raise RequestError(f"The adapter {adapter.path} was trained on {trained_on}, not on {entry.path}.", path=adapter.path,
+                       hint="Load it with the model it was trained on (send model 'auto' to pick that one).")
+
+
 class TextEngine:
     def __init__(self) -> None:
         self._models: dict[str, LoadedModel] = {}
@@ -59,9 +72,23 @@ class TextEngine:
         from engines.models import check_fits, resolve_model
 
         load.validate()
-        entry = resolve_model(load.model)
-        backend_name = choose_backend(entry, load.backend)
-        key = entry.id
+        adapter = None
+        model = load.model
+        if load.adapter:
+            from engines.tune.adapters import check_adapter
+
+            adapter = check_adapter(load.adapter)
+            if model in ("", "auto"):
+                model = adapter.base_model
+        entry = resolve_model(model)
+        if adapter is not None:
+            check_adapter_base(entry, adapter)
+            # PEFT adapters run on transformers only ('llama' with an adapter is refused by validate()).
+            backend_name = "transformers"
+            key, name = f"{entry.id}+{adapter.path}", f"{entry.name} + {adapter.name}"
+        else:
+            backend_name = choose_backend(entry, load.backend)
+            key, name = entry.id, entry.name
         with self._lock:
             current = self._models.get(key)
             if current is not None and current.load == load:
@@ -74,7 +101,7 @@ class TextEngine:
         except BaseException:
             owner.close()
             raise
-        loaded = LoadedModel(key, entry.name, backend_name, load, backend, owner, estimate.total_bytes,
+        loaded = LoadedModel(key, name, backend_name, load, backend, owner, estimate.total_bytes,
                              owner.call(backend.info))
         with self._lock:
             previous = self._models.pop(key, None)
@@ -130,8 +157,11 @@ class TextEngine:
         return model
 
     def _key(self, model_id: str) -> str:
-        if model_id == "default":
-            return "default"
+        if model_id == "default" or model_id in self._models:
+            return model_id
+        base, plus, adapter = model_id.partition("+")
+        if plus and adapter and Path(adapter).expanduser().is_dir():  # "base+adapter folder", as load() names it
+            return f"{self._key(base)}+{Path(adapter).expanduser().resolve()}"
         try:
             return str(Path(model_id).expanduser().resolve())
         except (OSError, RuntimeError):

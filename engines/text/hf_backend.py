@@ -37,6 +37,7 @@ class TransformersBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.path = path
+        self.adapter = load.adapter
         self.device = select_device(load.device)
         self.dtype = auto_dtype(self.device, load.dtype)
         folder = path
@@ -45,8 +46,12 @@ class TransformersBackend:
                 from engines.text.hf_convert import ensure_converted
 
                 folder = str(ensure_converted(path))
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            # A training run saves its tokenizer beside the adapter; it is the one the adapter learned with.
+            adapter_tokenizer = load.adapter and (Path(load.adapter) / "tokenizer_config.json").is_file()
+            self.tokenizer = AutoTokenizer.from_pretrained(load.adapter if adapter_tokenizer else folder, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, local_files_only=True)
+            if load.adapter:
+                self.model = apply_adapter(self.model, load.adapter, path)
         except torch.OutOfMemoryError as exc:
             raise OutOfMemoryError(f"Not enough memory to load {path} on {self.device}.", path=path,
                                    hint="Use the llama.cpp backend with a quantised GGUF, or a smaller model.") from exc
@@ -66,7 +71,7 @@ class TransformersBackend:
 
     def info(self) -> dict:
         return {"backend": self.name, "context_length": self.n_ctx, "device": self.device,
-                "dtype": str(self.dtype).replace("torch.", ""), "chat_template": "tokenizer"}
+                "dtype": str(self.dtype).replace("torch.", ""), "chat_template": "tokenizer", "adapter": self.adapter}
 
     def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
@@ -190,6 +195,18 @@ class TransformersBackend:
                 torch.cuda.empty_cache()
         except ImportError:
             pass
+
+
+def apply_adapter(model, adapter_dir: str, base_path: str):
+    """``model`` with the PEFT adapter in ``adapter_dir`` merged into its weights (as fast as the base model)."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    except (ValueError, KeyError, RuntimeError) as exc:  # wrong shapes or module names: another base model
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"The adapter in {adapter_dir} does not fit the model {base_path}: {message}.", path=adapter_dir,
+                             hint="Load the adapter with the base model it was trained on.") from exc
 
 
 def is_gguf_path(path: str) -> bool:

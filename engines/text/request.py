@@ -35,10 +35,16 @@ class LoadRequest:
     gpu_layers: int = -1  # llama.cpp: -1 = all layers on the GPU when there is one
     device: str = "auto"  # transformers: auto | cpu | cuda | mps
     dtype: str = "auto"  # transformers: auto (bf16/fp16 on GPU, fp32 on CPU) | float32 | float16 | bfloat16
+    adapter: str = ""  # a PEFT adapter folder written by a Hearth training run, applied on top of ``model``
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise RequestError(f"Field 'backend' is {self.backend!r}.", hint=f"Use one of {', '.join(BACKENDS)}.")
+        if not isinstance(self.adapter, str):
+            raise RequestError(f"Field 'adapter' is {self.adapter!r}.", hint="Use the path of an adapter folder, or leave it out.")
+        if self.adapter and self.backend == "llama":
+            raise RequestError("Adapters need the transformers backend; llama.cpp cannot apply a PEFT adapter.",
+                               hint="Choose backend 'transformers' (or 'auto') to load the adapter, or merge it first.")
         if not isinstance(self.context_length, int) or not 128 <= self.context_length <= 1_048_576:
             raise RequestError(f"Field 'context_length' is {self.context_length!r}.", hint="Use a number of tokens between 128 and 1048576.")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
