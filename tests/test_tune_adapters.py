@@ -106,3 +106,22 @@ def test_bad_adapter_folders_are_refused_with_the_file_named(tiny, tmp_path):
     assert isinstance(error, RequestError) and "transformers backend" in str(error)
     assert engine.loaded() == []  # nothing half-loaded stays behind
     engine.close()
+
+
+def test_an_adapter_written_by_a_training_run_loads_in_chat(tiny, tmp_path):
+    from engines.tune.job import TrainJob
+    from engines.tune.runner import run_job
+    from tests.tune_support import job_dict, sft_rows, write_jsonl
+
+    out = tmp_path / "sft-run"
+    dataset = write_jsonl(tmp_path / "sft.jsonl", sft_rows())
+    summary = run_job(TrainJob.from_dict(job_dict("sft", tiny["base"], dataset, out, max_steps=2, learning_rate=5e-2)))
+    assert summary["status"] == "completed"
+    engine = TextEngine()
+    try:
+        tuned = engine.load(LoadRequest(model="auto", adapter=str(out), device="cpu"))
+        base = engine.load(LoadRequest(model=str(tiny["base"]), backend="transformers", device="cpu"))
+        assert tuned.name.endswith(" + sft-run") and tuned.info["adapter"] == str(out)
+        assert reply(engine, tuned.id) != reply(engine, base.id)
+    finally:
+        engine.close()

@@ -99,6 +99,9 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     from engines.host.explore_routes import router as explore_router
 
     app.include_router(explore_router)
+    from engines.host.tune_routes import router as tune_router
+
+    app.include_router(tune_router)
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):

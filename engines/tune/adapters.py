@@ -160,14 +160,27 @@ def load_tuned_model(adapter_dir: str | Path, device: str = "cpu"):
 
 
 def merge_adapter(adapter_dir: str | Path, target: str | Path) -> Path:
-    """Merge a causal-LM adapter into its base and save a standalone safetensors folder."""
-    model, tokenizer = load_tuned_model(adapter_dir)
-    target = Path(target)
-    if target.exists() and any(target.iterdir()):
+    """Merge a causal-LM adapter into its base and save a standalone safetensors folder.
+
+    The folder is written beside ``target`` under a temporary name and renamed when complete, so
+    an interrupted merge never leaves a half-written model that looks whole.
+    """
+    import os
+    import shutil
+
+    target = Path(target).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise RequestError(f"The folder {target} already exists.", path=target, hint="Choose a new folder.")
+    model, tokenizer = load_tuned_model(adapter_dir)
     merged = model.merge_and_unload()
-    merged.save_pretrained(str(target), safe_serialization=True)
-    tokenizer.save_pretrained(str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    if target.is_dir():
+        target.rmdir()  # empty (checked above)
+    os.replace(tmp, target)
     return target
 
 

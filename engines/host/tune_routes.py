@@ -1,0 +1,87 @@
+"""The engine host's Tune endpoints (see API.md): base-vs-tuned comparison as an SSE event stream,
+freeing the comparison's models, and merging an adapter into a standalone model folder.
+
+A thin transport over engines.tune.compare and engines.tune.adapters; the models load in this
+process so the desktop never imports torch.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from engines.core.errors import HearthError, RequestError
+from engines.core.events import event_to_wire
+from engines.host.pump import StreamFailed, pump
+from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
+
+router = APIRouter(prefix="/hearth/tune")
+
+
+def _comparer(request: Request):
+    state = request.app.state.hearth
+    comparer = getattr(state, "tune_comparer", None)
+    if comparer is None:
+        from engines.tune.compare import Comparer
+
+        comparer = state.tune_comparer = Comparer()
+    return comparer
+
+
+@router.post("/compare")
+async def compare(request: Request):
+    from engines.tune.compare import CompareRequest
+
+    state = request.app.state.hearth
+    job = CompareRequest.from_dict(await read_json_body(request))
+    job.request_id = job.request_id or uuid.uuid4().hex
+    comparer = _comparer(request)
+    token = state.register(job.request_id)
+    events = pump(lambda: comparer.compare(job, token), token)
+    try:
+        first = await events.__anext__()  # checks run first: a bad adapter folder is a plain HTTP error
+    except StopAsyncIteration:
+        first = None
+    if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
+        state.active.pop(job.request_id, None)
+        await events.aclose()
+        return error_response(first.exc)
+
+    def frame(event) -> bytes:
+        return sse({"type": "Error", "error": error_wire(event.exc)} if isinstance(event, StreamFailed) else event_to_wire(event))
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            if first is not None:
+                yield frame(first)
+            async for event in events:
+                yield frame(event)
+            yield SSE_DONE
+        finally:
+            await events.aclose()
+            state.active.pop(job.request_id, None)
+
+    return StreamingResponse(frames(), media_type="text/event-stream",
+                             headers={"X-Hearth-Request-Id": job.request_id, "Cache-Control": "no-cache"})
+
+
+@router.post("/compare/release")
+async def compare_release(request: Request):
+    comparer = getattr(request.app.state.hearth, "tune_comparer", None)
+    return {"released": bool(comparer) and await run_in_threadpool(comparer.release)}
+
+
+@router.post("/merge")
+async def merge(request: Request):
+    from engines.tune.adapters import check_adapter, merge_adapter
+
+    data = await read_json_body(request)
+    adapter, target = data.get("adapter"), data.get("target")
+    if not isinstance(adapter, str) or not adapter or not isinstance(target, str) or not target:
+        raise RequestError("A merge needs 'adapter' (a run's folder) and 'target' (a new folder).")
+    check_adapter(adapter)
+    folder = await run_in_threadpool(merge_adapter, adapter, target)
+    return {"folder": str(folder)}
