@@ -62,6 +62,12 @@ class RequestError(HearthError):
     kind = "request"
 
 
+class DataFileError(HearthError):
+    """A user's data file (e.g. a decoding dataset) has the wrong layout, shapes or dtypes."""
+
+    kind = "data_file"
+
+
 class NotLoadedError(HearthError):
     kind = "not_loaded"
 
@@ -74,5 +80,5 @@ class HostError(HearthError):
 
 _KINDS = {cls.kind: cls for cls in (
     HearthError, ModelFileError, UnsupportedModelError, OutOfMemoryError,
-    ContextOverflowError, RequestError, NotLoadedError, HostError,
+    ContextOverflowError, RequestError, DataFileError, NotLoadedError, HostError,
 )}
