@@ -64,6 +64,18 @@ class HostClient:
         """POST /hearth/image/generate and yield Progress/Preview/Result events until ``[DONE]``."""
         return self.stream_events("/hearth/image/generate", body, unfinished="the image was finished")
 
+    # -- tune ------------------------------------------------------------
+    def stream_compare(self, body: dict) -> Iterator[Event]:
+        """POST /hearth/tune/compare: base and tuned replies (and reward scores) for the body's prompts."""
+        return self.stream_events("/hearth/tune/compare", body, unfinished="the comparison was finished")
+
+    def compare_release(self) -> bool:
+        return bool(self._call("POST", "/hearth/tune/compare/release").get("released"))
+
+    def merge_adapter(self, adapter: str, target: str) -> dict:
+        """Merge a run's adapter into its base and save it as ``target`` (minutes for big models: no read timeout)."""
+        return self._call("POST", "/hearth/tune/merge", json={"adapter": adapter, "target": target}, timeout=_LONG)
+
     # -- explore ---------------------------------------------------------
     def explore(self, path: str, body: dict | None = None) -> dict:
         """POST /hearth/explore/<path> (GET when ``body`` is None). No read timeout: the first call

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.explore.notified.connect(self.notifications.notify)
         self.tune.notified.connect(self.notifications.notify)
         self.tune.status_changed.connect(self.job_label.setText)
+        self.tune.chat_requested.connect(self._chat_with_adapter)
         self.explore.status_changed.connect(self.job_label.setText)
         self._set_host_state("starting", "Engine host starting…")
 
@@ -100,6 +101,10 @@ class MainWindow(QMainWindow):
 
     def show_room(self, name: str) -> None:
         self.room_list.setCurrentRow(ROOMS.index(name))
+
+    def _chat_with_adapter(self, adapter: str, base: str) -> None:
+        self.show_room("Chat")
+        self.chat.chat_with_adapter(adapter, base)
 
     def _set_host_state(self, state: str, text: str) -> None:
         self.host_indicator.setText(f"● {text}")

@@ -85,9 +85,16 @@ async def load(request: Request):
                                        "message": f"{model} is truncated (12 MB of 2 GB). Download it again."}}, status_code=400)
     await asyncio.sleep(0.05)
     backend = "llama" if body.get("backend", "auto") == "auto" else body["backend"]
+    adapter = body.get("adapter") or ""
+    name = next((m["name"] for m in MODELS if m["id"] == model), model)
+    if adapter:  # as the real host: base + adapter on transformers, named after the run
+        if body.get("backend") == "llama":
+            return JSONResponse({"error": {"kind": "request", "message": "Adapters need the transformers backend."}}, status_code=400)
+        backend, model, name = "transformers", f"{model}+{adapter}", f"{name} + {os.path.basename(adapter.rstrip('/'))}"
     loaded.clear()
     loaded[model] = backend
-    return {"model": model, "backend": backend, "info": {"context_length": body.get("context_length")}}
+    return {"model": model, "backend": backend, "info": {"context_length": body.get("context_length"), "name": name,
+                                                          "load": {"adapter": adapter}}}
 
 
 @app.post("/hearth/models/unload")
@@ -150,6 +157,53 @@ async def chat(request: Request):
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@app.post("/hearth/tune/compare")
+async def tune_compare(request: Request):
+    """Canned comparison: the tuned reply is the base reply with a cheerful ending; a reward model likes it more."""
+    body = await request.json()
+    if not os.path.isfile(os.path.join(body.get("adapter", ""), "adapter_config.json")):
+        return JSONResponse({"error": {"kind": "model_file", "message": f"{body.get('adapter')} holds no adapter: "
+                                       "adapter_config.json is missing."}}, status_code=400)
+
+    async def events():
+        def line(data: dict) -> str:
+            return f"data: {json.dumps(data)}\n\n"
+
+        pairs = []
+        for i, prompt in enumerate(body["prompts"]):
+            text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+            for side in (0, 1):
+                await asyncio.sleep(TOKEN_DELAY)
+                yield line({"type": "Progress", "step": 2 * i + side, "total": 2 * len(body["prompts"]), "message": "writing"})
+            pair = {"index": i, "prompt": prompt, "base": f"Base answer to {text}", "tuned": f"Tuned answer to {text}!",
+                    "seed": body.get("seed", 0) + i}
+            if body.get("reward_model"):
+                pair.update(base_score=0.1, tuned_score=0.9)
+            pairs.append(pair)
+        finish = "cancelled" if body.get("request_id") in cancelled else "stop"
+        yield line({"type": "Result", "finish_reason": finish, "data": {"pairs": pairs, "adapter": body["adapter"]}})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@app.post("/hearth/tune/compare/release")
+async def tune_compare_release():
+    return {"released": True}
+
+
+@app.post("/hearth/tune/merge")
+async def tune_merge(request: Request):
+    body = await request.json()
+    target = body["target"]
+    if os.path.exists(target):
+        return JSONResponse({"error": {"kind": "request", "message": f"The folder {target} already exists."}}, status_code=400)
+    os.makedirs(target)
+    with open(os.path.join(target, "config.json"), "w") as fh:
+        json.dump({"merged_from": body["adapter"]}, fh)
+    return {"folder": target}
 
 
 def _exit_with_parent(pid: int) -> None:

@@ -225,7 +225,7 @@ def test_room_renders(open_hearth, tmp_path):
     set_id = _seed_labels(room.store)
     room.label_view.refresh_sets(select=set_id)
     hearth.qtbot.wait(50)
-    for tab, name in ((0, "label"), (1, "train")):
+    for tab, name in ((0, "label"), (1, "train"), (2, "compare")):
         room.show_tab(tab)
         hearth.qtbot.wait(50)
         image = hearth.window.grab().toImage()

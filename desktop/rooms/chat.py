@@ -187,7 +187,8 @@ class ChatRoom(QWidget):
         self.refresh_models()
         if self._reload_after_restart:
             again, self._reload_after_restart = self._reload_after_restart, None
-            self.load_model(again["requested"], again["backend"], again["context_length"], reloading=True)
+            self.load_model(again["requested"], again["backend"], again["context_length"], reloading=True,
+                            adapter=again.get("adapter", ""))
         self._update_composer()
 
     def _on_host_down(self, _message: str) -> None:
@@ -217,13 +218,25 @@ class ChatRoom(QWidget):
         self._submit("models", Job("host", _call(lambda c: {"models": c.models(refresh=refresh), "memory": c.memory()}),
                                    label="Looking for models"))
 
-    def load_model(self, model: str, backend: str = "auto", context_length: int = 4096, reloading: bool = False) -> str:
+    def load_model(self, model: str, backend: str = "auto", context_length: int = 4096, reloading: bool = False,
+                   adapter: str | None = None) -> str:
         body = {"backend": backend, "context_length": int(context_length), **self.model_picker.load_options()}
+        if adapter is not None:
+            body["adapter"] = adapter
         job = Job("text", _call(lambda c: {**c.load(model, **body), "requested": model, "context_length": int(context_length),
-                                           "reloading": reloading}),
-                  label=f"Loading {model}")
-        self._loading[job.id] = model
+                                           "reloading": reloading, "adapter": body.get("adapter", "")}),
+                  label=f"Loading {model}" + (f" + {Path(body['adapter']).name}" if body.get("adapter") else ""))
+        self._loading[job.id] = _load_key(model, body.get("adapter", ""))
         return self._submit("load", job)
+
+    def chat_with_adapter(self, adapter: str, base: str = "") -> None:
+        """Load a Tune run's adapter on its base model (the Tune room's "Chat with this")."""
+        self.model_picker.choose_adapter(adapter, base)
+        if self.host.is_ready:
+            self.load_model(self.model_picker.current_model() or base or "default", self.model_picker.backend.currentText(),
+                            self.model_picker.context.value())
+        else:
+            self.notified.emit("info", f"{Path(adapter).name} loads with the next reply, once the engine host is ready.")
 
     def edit_model_folders(self) -> None:
         from engines.core import paths
@@ -406,7 +419,9 @@ class ChatRoom(QWidget):
         conv = self.store.get(self.conversation.id)
         requested = self.model_picker.current_model() or "default"
         backend, context_length = self.model_picker.backend.currentText(), self.model_picker.context.value()
-        already = (self.loaded or {}).get("requested") == requested or requested in self._loading.values()
+        wanted = _load_key(requested, self.model_picker.adapter.current_adapter())
+        already = _load_key((self.loaded or {}).get("requested"), (self.loaded or {}).get("adapter", "")) == wanted \
+            or wanted in self._loading.values()
         if not already:
             self.load_model(requested, backend, context_length)
             model = requested
@@ -484,8 +499,11 @@ class ChatRoom(QWidget):
             self.model_picker.set_memory(event.data)
         elif kind == "load" and isinstance(event, Result):
             data = event.data
+            info = data.get("info") or {}
+            adapter = (info.get("load") or {}).get("adapter") or data.get("adapter") or ""
             self._set_loaded({"model": data.get("model") or data["requested"], "backend": data.get("backend", "?"),
-                              "requested": data["requested"], "context_length": data["context_length"]})
+                              "requested": data["requested"], "context_length": data["context_length"],
+                              "name": info.get("name") or "", "adapter": adapter})
             self.settings.set("last_model", data["requested"])
             self.settings.set("backend", self.model_picker.backend.currentText())
             self.settings.set("context_length", data["context_length"])
@@ -556,8 +574,13 @@ class ChatRoom(QWidget):
             reply.bubble.set_meta(meta)
             self.message_view.set_busy(False)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.model_picker.adapter.refresh()  # runs finished in the Tune room since
+
     def shutdown(self) -> None:
         """Keep what was streaming (marked interrupted) and the layout, before the host goes away."""
+        self.model_picker.adapter.shutdown()
         self._save_panels_timer.stop()
         self._save_panels()
         self.settings.set("chat.splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
@@ -566,6 +589,11 @@ class ChatRoom(QWidget):
             self._repaint_timer.stop()
             self._jobs.pop(reply.job_id, None)
             self._save_reply(reply, {**reply.meta, "interrupted": True, "error": "Hearth was closed during the reply"})
+
+
+def _load_key(model: str | None, adapter: str) -> str:
+    """What a load is of: the model, plus the adapter on it."""
+    return f"{model}+{adapter}" if adapter else str(model)
 
 
 def _title_from(text: str) -> str:

@@ -1,8 +1,10 @@
 """The Tune room: label your model's replies, train on the labels with LoRA, watch it learn.
 
-Two tabs, each a module under ``tune_views``: Label (prompt sets, replies written by the loaded
-model through the engine host, blind A/B and K-way ranking into the label store) and Train
-(a form per method, ``main.py train`` as a child process, live curves, past runs). The label
+Three tabs, each a module under ``tune_views``: Label (prompt sets, replies written by the loaded
+model through the engine host, blind A/B and K-way ranking into the label store), Train (a form
+per method, ``main.py train`` as a child process, live curves, past runs and what to do with them:
+chat, compare, merge, export) and Compare (base vs tuned on held-out prompts, reward-model win
+rate, blind A/B into the label store). The label
 store is light SQLite used straight from the GUI thread; host calls run on ``tune.*`` lanes of
 the job runner and file work on the room's own worker thread.
 """
@@ -14,7 +16,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QTabBar, QVBo
 from engines.core.events import Result
 from engines.core.labels import LabelStore
 from desktop.rooms.tune_views.common import STYLE, FileWorker, TuneJobs
+from desktop.rooms.tune_views.compare import CompareView
 from desktop.rooms.tune_views.label import LabelView
+from desktop.rooms.tune_views.run_actions import RunActions
 from desktop.rooms.tune_views.train import TrainView
 from desktop.session import Session
 
@@ -22,6 +26,7 @@ from desktop.session import Session
 class TuneRoom(QWidget):
     notified = Signal(str, str)  # level, text
     status_changed = Signal(str)
+    chat_requested = Signal(str, str)  # "Chat with this": adapter folder, base model
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,10 +40,18 @@ class TuneRoom(QWidget):
 
         self.label_view = LabelView(self.store, self.jobs, self.host, session.settings)
         self.train_view = TrainView(self.store, session.settings, self.files)
-        for view in (self.label_view, self.train_view):
+        self.compare_view = CompareView(self.store, self.jobs, self.host, session.settings, self.files)
+        for view in (self.label_view, self.train_view, self.compare_view):
             view.notified.connect(self.notified)
             view.status_changed.connect(self.status_changed)
         self.label_view.labels_changed.connect(self.train_view.update_dataset_info)
+        self.compare_view.labels_changed.connect(self.train_view.update_dataset_info)
+        self.run_actions = RunActions(self.jobs)
+        self.train_view.runs_card.body.insertWidget(2, self.run_actions)  # under the card's title and folder line
+        self.train_view.run_table.run_selected.connect(self.run_actions.set_run)
+        self.run_actions.notified.connect(self.notified)
+        self.run_actions.chat_requested.connect(self.chat_requested)
+        self.run_actions.compare_requested.connect(self.compare_run)
 
         header = QWidget(objectName="TuneHeader")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -50,12 +63,13 @@ class TuneRoom(QWidget):
         titles.addWidget(QLabel("Label your model's replies, train on your labels, watch it change.", objectName="RoomSubtitle"))
         row.addLayout(titles, 1)
         self.tab_bar = QTabBar(objectName="TuneTabBar", expanding=False, drawBase=False)
-        for title in ("Label", "Train"):
+        for title in ("Label", "Train", "Compare"):
             self.tab_bar.addTab(title)
         row.addWidget(self.tab_bar, 0, Qt.AlignmentFlag.AlignBottom)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.label_view)
         self.stack.addWidget(self.train_view)
+        self.stack.addWidget(self.compare_view)
         self.tab_bar.currentChanged.connect(self.show_tab)
 
         layout = QVBoxLayout(self)
@@ -74,8 +88,17 @@ class TuneRoom(QWidget):
         if index == 0:
             self.label_view.refresh_counts()
             self.label_view.update_model_label()
-        else:
+        elif index == 1:
             self.train_view.update_dataset_info()
+        else:
+            self.compare_view.refresh_runs()
+            self.compare_view.refresh_sources()
+            self.compare_view.refresh_comparisons()
+
+    def compare_run(self, adapter: str) -> None:
+        """The runs view's "Compare": the Compare tab with that run chosen."""
+        self.show_tab(2)
+        self.compare_view.select_run(adapter)
 
     def _on_host_ready(self, *_args) -> None:
         """The host's memory figures (GPU name, free VRAM) make the training estimate honest."""
@@ -92,4 +115,6 @@ class TuneRoom(QWidget):
         """The window is closing: stop writing replies, checkpoint a running training job, join the file worker."""
         self.label_view.shutdown()
         self.train_view.shutdown()
+        self.compare_view.shutdown()
+        self.run_actions.shutdown()
         self.files.shutdown()

@@ -1,10 +1,14 @@
 """Model choice: what the host can see, what each needs against what is free, Load/Unload."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
+
+from desktop.widgets.adapter_picker import AdapterPicker
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 BACKENDS = ("auto", "llama", "transformers")
@@ -113,6 +117,9 @@ class ModelPicker(QWidget):
                                    toolTip="llama.cpp: layers offloaded to the GPU (all, or 0 for CPU only); ignored without a GPU")
         self.device = QComboBox(toolTip="transformers: where the model runs (auto picks CUDA, then MPS, then the CPU)")
         self.device.addItems(DEVICES)
+        self.adapter = AdapterPicker()
+        self.adapter.adapter_chosen.connect(self._on_adapter_chosen)
+        form.addRow("Adapter", self.adapter)
         form.addRow("Backend", self.backend)
         form.addRow("Context length", self.context)
         form.addRow("GPU layers", self.gpu_layers)
@@ -146,6 +153,9 @@ class ModelPicker(QWidget):
             source = entry.get("source")
             self.combo.addItem(f"{label}  ({source})" if source else label, model_id(entry))
         index = self.combo.findData(keep)
+        if index < 0 and keep and keep == self.adapter.current_base():
+            self.combo.addItem(Path(keep).name, keep)  # the chosen adapter's base, outside the scanned folders
+            index = self.combo.findData(keep)
         self.combo.setCurrentIndex(index if index >= 0 else 0)
         self.combo.blockSignals(False)
         self._update_info()
@@ -165,12 +175,34 @@ class ModelPicker(QWidget):
 
     def load_options(self) -> dict:
         """Backend-specific load options, sent with every load request."""
-        return {"gpu_layers": self.gpu_layers.value(), "device": self.device.currentText()}
+        options = {"gpu_layers": self.gpu_layers.value(), "device": self.device.currentText()}
+        if self.adapter.current_adapter():
+            options["adapter"] = self.adapter.current_adapter()
+        return options
 
     def set_load_options(self, options: dict) -> None:
         self.gpu_layers.setValue(int(options.get("gpu_layers", -1)))
         if options.get("device") in DEVICES:
             self.device.setCurrentText(options["device"])
+        self.adapter.set_adapter(str(options.get("adapter") or ""))
+
+    def choose_adapter(self, folder: str, base: str = "") -> None:
+        """Select an adapter (and the base model it was trained on), as if the user had picked it."""
+        self.adapter.set_adapter(folder, base)
+        self._on_adapter_chosen(folder, base)
+
+    def _on_adapter_chosen(self, folder: str, base: str) -> None:
+        if not folder:
+            return
+        if base:  # an adapter only fits the model it was trained on
+            index = self.combo.findData(base)
+            if index < 0:
+                self.combo.addItem(Path(base).name if base != "default" else base, base)
+                index = self.combo.findData(base)
+            self.combo.setCurrentIndex(index)
+            self._preferred = base
+        if self.backend.currentText() == "llama":
+            self.backend.setCurrentText("auto")  # auto picks transformers for an adapter
 
     def current_model(self) -> str:
         return self.combo.currentData() or ""
@@ -186,7 +218,7 @@ class ModelPicker(QWidget):
 
     def set_loaded(self, loaded: dict | None) -> None:
         if loaded:
-            self.loaded_label.setText(f"● {loaded.get('model')}  ({loaded.get('backend', '?')})")
+            self.loaded_label.setText(f"● {loaded.get('name') or loaded.get('model')}  ({loaded.get('backend', '?')})")
             self.loaded_label.setObjectName("LoadedBadge")
         else:
             self.loaded_label.setText("no model loaded")

@@ -70,6 +70,15 @@ class TuneJobs(QObject):
             handlers.on_done(how, error)
 
 
+def system_name(system: str) -> str:
+    """An Elo system ("model" or "model+adapter folder", see ``Candidate.system``) as a person reads it."""
+    from pathlib import Path
+
+    base, plus, adapter = system.partition("+")
+    short = "bundled SmolLM2" if base == "default" else Path(base).name or base
+    return f"{short} + {Path(adapter).name}" if plus else short
+
+
 class Card(_Card):
     OBJECT_NAME = "TuneCard"
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Progress, Result
 from engines.core.labels import CHAT_THUMBS_SOURCE, LabelStore
-from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section
+from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
 from desktop.rooms.tune_views.ranking import RankView
 
@@ -411,8 +411,7 @@ class LabelView(QWidget):
             self.set_progress.setText("This set has no pairs to label yet.")
         rows = []
         for name, row in list(self.store.elo().items())[:6]:
-            short = "bundled SmolLM2" if name == "default" else Path(name.split("+")[0]).name + (" + adapter" if "+" in name else "")
-            rows.append(f"<tr><td>{short}</td><td align='right'>&nbsp;&nbsp;<b>{row['rating']:.0f}</b></td>"
+            rows.append(f"<tr><td>{system_name(name)}</td><td align='right'>&nbsp;&nbsp;<b>{row['rating']:.0f}</b></td>"
                         f"<td align='right' style='color:#8d94a0'>&nbsp;&nbsp;{row['games']} games</td></tr>")
         self.elo_label.setText("<table>" + "".join(rows) + "</table>" if rows else
                                "Ratings appear once replies of two different models (e.g. base and tuned) are compared.")

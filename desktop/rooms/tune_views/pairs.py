@@ -76,8 +76,9 @@ class ReplyCard(QFrame):
         head = QHBoxLayout()
         head.addWidget(QLabel(f"Reply {tag}", objectName="ReplyTag"))
         head.addStretch(1)
-        head.addWidget(muted("press", wrap=False))
-        head.addWidget(key_cap(key))
+        if key:  # a card that is only shown (not chosen with a key) has no hint
+            head.addWidget(muted("press", wrap=False))
+            head.addWidget(key_cap(key))
         layout.addLayout(head)
         self.text = QTextBrowser(objectName="ReplyText", openExternalLinks=True)
         self.text.setFocusPolicy(Qt.FocusPolicy.NoFocus)

@@ -243,6 +243,7 @@ class TrainView(QWidget):
         column.addWidget(self.curve_host, 1)
 
         runs_card = Card("Runs")
+        self.runs_card = runs_card  # the room adds the selected run's actions to it
         runs_head = QHBoxLayout()
         runs_head.addWidget(muted(f"Saved under {runs_dir()}", wrap=False), 1)
         refresh = QPushButton("⟳", objectName="Flat", toolTip="Look for runs again")
