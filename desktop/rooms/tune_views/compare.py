@@ -81,6 +81,8 @@ class CompareView(QWidget):
         self._stop: threading.Event | None = None
         self._written = 0
         self._want_run: str | None = None
+        self._prompts = []  # the prompts of the comparison on screen
+        self._context: dict = {}  # what the running comparison's replies are stored with
         self._build()
         self.refresh_sources()
         self.refresh_comparisons()
@@ -399,7 +401,7 @@ class CompareView(QWidget):
         self.refresh_stats()
 
     def _show_pair(self, row: int) -> None:
-        if not 0 <= row < len(getattr(self, "_prompts", [])):
+        if not 0 <= row < len(self._prompts):
             self.prompt_text.setText("")
             self.base_card.set_text("")
             self.tuned_card.set_text("")
@@ -422,8 +424,8 @@ class CompareView(QWidget):
     def refresh_stats(self) -> None:
         """The reward-model win rate and the blind judgements of this comparison; Elo over every label."""
         scores, tuned_ids = [], set()
-        prompt_ids = {p.id for p in getattr(self, "_prompts", [])}
-        for prompt in getattr(self, "_prompts", []):
+        prompt_ids = {p.id for p in self._prompts}
+        for prompt in self._prompts:
             base, tuned = split_sides(self.store.candidates(prompt.id))
             if tuned is not None:
                 tuned_ids.add(tuned.id)
