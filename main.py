@@ -1,7 +1,7 @@
 """Hearth's entry point.
 
 ``python main.py`` opens the desktop app; subcommands run the same engine code headless:
-``serve`` (the engine host), ``chat``, ``image``, ``models``, ``train``, ``export-job``, ``explore``. Heavy modules are imported inside the
+``serve`` (the engine host), ``chat``, ``image``, ``decode``, ``models``, ``train``, ``export-job``, ``explore``. Heavy modules are imported inside the
 subcommand that needs them, so the GUI starts without touching torch.
 """
 from __future__ import annotations
@@ -54,6 +54,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_image_arguments(image)
 
+    decode = sub.add_parser("decode", help="image decoding demo: stimulus -> (simulated) fMRI -> reconstruction, with metrics")
+    from engines.decode.cli import add_arguments as add_decode_arguments
+
+    add_decode_arguments(decode)
+
     from engines.text.explore_cli import add_parser as add_explore_parser
 
     add_explore_parser(sub)
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             from engines.image.cli import run_image
 
             return run_image(args)
+        if args.command == "decode":
+            from engines.decode.cli import run_decode
+
+            return run_decode(args)
         if args.command == "explore":
             from engines.text.explore_cli import run_explore
 

@@ -68,8 +68,7 @@ class DecodeEngine:
         try:
             features = ImageFeatures(model.pipe)
             size = features.size
-            yield stage("stimuli")
-            fmri_train = fmri_test = None
+            fmri_train = fmri_test = None  # stimuli load before the first event: a bad file is a plain error
             if request.source == "data":
                 from engines.decode import data as datafile
 
@@ -83,6 +82,7 @@ class DecodeEngine:
                         else stimuli.folder(request.path, size))
                 train, test = stimuli.split(pool, min(request.test, len(pool) // 2), request.seed)
             lap("stimuli")
+            yield stage("stimuli")
 
             yield stage("features")
             z_train, z_test = features.latents(train.images), features.latents(test.images)
@@ -178,17 +178,19 @@ class DecodeEngine:
             yield Result("cancelled", {"timings": timings})
             return
 
-        rows = []
+        from engines.decode.figure import compose
+
+        rows, figure_rows = [], []
         for i in range(len(test)):
-            row = {"label": test.labels[i] if test.labels else "", "caption": test.captions[i] if test.captions else "",
-                   "stimulus": png_b64(test.images[i]), "pattern": png_b64(simulate.heatmap(flatmap, fmri_test[i])),
-                   "lowlevel": png_b64(conditions["decoded"]["lowlevel"][i])}
+            cells = {"stimulus": test.images[i], "pattern": simulate.heatmap(flatmap, fmri_test[i]),
+                     "lowlevel": conditions["decoded"]["lowlevel"][i]}
             for name in ("decoded", "oracle", "shuffled"):
-                final = conditions[name].get("recon", conditions[name]["lowlevel"])
-                row[name] = png_b64(final[i])
-                if conditions[name].get("labels"):
-                    row[f"{name}_label"] = conditions[name]["labels"][i]
-            rows.append(row)
+                cells[name] = conditions[name].get("recon", conditions[name]["lowlevel"])[i]
+            texts = {"label": test.labels[i] if test.labels else "", "caption": test.captions[i] if test.captions else "",
+                     "decoded_label": (conditions["decoded"].get("labels") or [""] * len(test))[i]}
+            figure_rows.append({**cells, **texts})
+            rows.append({**{k: png_b64(v) for k, v in cells.items()}, **texts})
+        figure = base64.b64encode(compose(figure_rows)).decode("ascii")
         n_way = min(request.n_way, len(test))
         chance = {"pixcorr": 0.0, "two_way": 0.5, "n_way_top1": 1.0 / n_way}
         if vocab is not None:
@@ -196,7 +198,7 @@ class DecodeEngine:
         yield Result("stop", {
             "request": request.to_dict(), "metrics": table, "chance": chance, "n_way": n_way,
             "alphas": {k: d.alpha for k, d in decoders.items()}, "timings": timings, "rows": rows,
-            "sweep": sweep, "voxels": int(fmri_train.shape[1]), "n_train": len(train), "n_test": len(test),
+            "sweep": sweep, "figure_png": figure, "voxels": int(fmri_train.shape[1]), "n_train": len(train), "n_test": len(test),
             "source": request.source, "model": model.id,
         })
 

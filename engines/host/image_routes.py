@@ -3,16 +3,11 @@ models and LoRAs, gallery, PNG metadata. A thin transport over engines.image."""
 from __future__ import annotations
 
 import uuid
-from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from engines.core.errors import HearthError
-from engines.core.events import event_to_wire
-from engines.host.pump import StreamFailed, pump
-from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
+from engines.host.wire import event_stream_response, read_json_body
 from engines.image.request import ImageRequest, MemoryOptions
 
 router = APIRouter(prefix="/hearth/image")
@@ -26,31 +21,7 @@ async def generate(request: Request):
     job = ImageRequest.from_dict(await read_json_body(request))
     job.request_id = job.request_id or uuid.uuid4().hex
     token = state.register(job.request_id)
-    events = pump(lambda: state.image.generate(job, token), token)
-    try:
-        first = await events.__anext__()  # loading happens here: a bad model is a plain HTTP error
-    except StopAsyncIteration:
-        first = None
-    if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
-        state.active.pop(job.request_id, None)
-        await events.aclose()
-        return error_response(first.exc)
-
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            if first is not None:
-                yield sse({"type": "Error", "error": error_wire(first.exc)} if isinstance(first, StreamFailed)
-                           else event_to_wire(first))
-            async for event in events:
-                yield sse({"type": "Error", "error": error_wire(event.exc)} if isinstance(event, StreamFailed)
-                           else event_to_wire(event))
-            yield SSE_DONE
-        finally:
-            await events.aclose()
-            state.active.pop(job.request_id, None)
-
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={"X-Hearth-Request-Id": job.request_id, "Cache-Control": "no-cache"})
+    return await event_stream_response(state, job.request_id, lambda: state.image.generate(job, token), token)
 
 
 @router.post("/load")

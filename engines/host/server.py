@@ -96,6 +96,9 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     from engines.host.image_routes import router as image_router
 
     app.include_router(image_router)
+    from engines.host.decode_routes import router as decode_router
+
+    app.include_router(decode_router)
     from engines.host.explore_routes import router as explore_router
 
     app.include_router(explore_router)

@@ -40,3 +40,41 @@ def error_response(exc: HearthError) -> JSONResponse:
     # OpenAI clients read error.message / error.type.
     body["type"] = exc.kind
     return JSONResponse({"error": body}, status_code=status)
+
+
+async def event_stream_response(state, request_id: str, make_events, token):
+    """Run an engine job and stream its events as SSE. Errors raised before the first event (a bad model, a bad
+    data file) become a plain HTTP error; later ones an ``Error`` frame. The job's cancel token leaves
+    ``state.active`` when the stream ends."""
+    from fastapi.responses import StreamingResponse
+
+    from engines.core.events import event_to_wire
+    from engines.host.pump import StreamFailed, pump
+
+    events = pump(make_events, token)
+    try:
+        first = await events.__anext__()  # loading happens here
+    except StopAsyncIteration:
+        first = None
+    if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
+        state.active.pop(request_id, None)
+        await events.aclose()
+        return error_response(first.exc)
+
+    def frame(item) -> bytes:
+        return sse({"type": "Error", "error": error_wire(item.exc)} if isinstance(item, StreamFailed)
+                   else event_to_wire(item))
+
+    async def frames():
+        try:
+            if first is not None:
+                yield frame(first)
+            async for event in events:
+                yield frame(event)
+            yield SSE_DONE
+        finally:
+            await events.aclose()
+            state.active.pop(request_id, None)
+
+    return StreamingResponse(frames(), media_type="text/event-stream",
+                             headers={"X-Hearth-Request-Id": request_id, "Cache-Control": "no-cache"})
