@@ -142,14 +142,14 @@ def encode_dataset(vae, scenes, rng, count: int, log):
     return torch.cat(latents), items
 
 
-def train_unet(text, tok, unet, latents, items, rng, steps: int, batch: int, log) -> None:
+def train_unet(text, tok, unet, latents, items, rng, steps: int, batch: int, log, peak_lr: float = 1e-3) -> None:
     from diffusers import DDPMScheduler
 
     noise_sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     alphas = noise_sched.alphas_cumprod
     snr = alphas / (1 - alphas)
     params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=peak_lr, weight_decay=1e-2)
     unet.train(), text.train()
     for step in range(steps):
         idx = [rng.randrange(len(items)) for _ in range(batch)]
@@ -173,7 +173,7 @@ def train_unet(text, tok, unet, latents, items, rng, steps: int, batch: int, log
         w = torch.clamp(snr[t], max=5.0) / snr[t]
         loss = (w * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, 1e-3)
+            g["lr"] = lr_at(step, steps, peak_lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -192,6 +192,10 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", type=int, default=6000, help="scenes rendered and encoded once for the UNet")
     # One thread: with other jobs on the 2 cores, two OpenMP threads spun and ran 2-3x slower.
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resume", default=None, metavar="FOLDER",
+                   help="continue from a saved model folder: keep its VAE and tokenizer, train the UNet and text "
+                        "encoder --unet-steps more steps (peak learning rate --lr)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak UNet/text-encoder learning rate")
     args = p.parse_args(argv)
 
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
@@ -205,21 +209,32 @@ def main(argv=None) -> int:
         print(f"[{time.time() - started:7.1f}s] {msg}", flush=True)
 
     scenes = [s for s in all_scenes() if not s.held_out]
-    tok = build_tokenizer()
-    vae, text, unet = build_models(len(tok))
+    previous = {}
+    if args.resume:
+        base = StableDiffusionPipeline.from_pretrained(args.resume, local_files_only=True, safety_checker=None,
+                                                       requires_safety_checker=False)
+        tok, vae, text, unet = base.tokenizer, base.vae, base.text_encoder, base.unet
+        previous = json.loads((Path(args.resume) / "training.json").read_text())
+        vae.requires_grad_(False)
+        vae_done = 0.0
+        log(f"resuming from {args.resume} ({previous.get('unet_steps')} UNet steps so far)")
+    else:
+        tok = build_tokenizer()
+        vae, text, unet = build_models(len(tok))
     log(f"params: vae {sum(p.numel() for p in vae.parameters())/1e6:.2f}M, text {sum(p.numel() for p in text.parameters())/1e6:.2f}M, "
         f"unet {sum(p.numel() for p in unet.parameters())/1e6:.2f}M; {len(scenes)} training scenes")
-    train_vae(vae, scenes, rng, args.vae_steps, args.batch, log)
+    if not args.resume:
+        train_vae(vae, scenes, rng, args.vae_steps, args.batch, log)
+        vae.requires_grad_(False)
+        with torch.no_grad():  # SD's scaling factor: make the latents unit-variance for the UNet
+            x, _ = make_batch(scenes, random.Random(args.seed + 1), 256, captions=False)
+            std = vae.encode(x).latent_dist.mean.std().item()
+        vae.register_to_config(scaling_factor=round(1.0 / std, 5))
+        vae_done = time.time() - started
+        log(f"vae done; latent std {std:.4f} -> scaling_factor {vae.config.scaling_factor}")
     vae.eval()
-    vae.requires_grad_(False)
-    with torch.no_grad():  # SD's scaling factor: make the latents unit-variance for the UNet
-        x, _ = make_batch(scenes, random.Random(args.seed + 1), 256, captions=False)
-        std = vae.encode(x).latent_dist.mean.std().item()
-    vae.register_to_config(scaling_factor=round(1.0 / std, 5))
-    vae_done = time.time() - started
-    log(f"vae done; latent std {std:.4f} -> scaling_factor {vae.config.scaling_factor}")
     latents, items = encode_dataset(vae, scenes, rng, args.dataset, log)
-    train_unet(text, tok, unet, latents, items, rng, args.unet_steps, args.batch, log)
+    train_unet(text, tok, unet, latents, items, rng, args.unet_steps, args.batch, log, args.lr)
     unet.eval(), text.eval()
 
     scheduler = EulerDiscreteScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
@@ -229,9 +244,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     pipe.save_pretrained(out, safe_serialization=True)
     total = time.time() - started
-    meta = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps, "batch": args.batch, "dataset": args.dataset,
+    if previous:  # a continued run records the whole history
+        meta_prev = {"resumed_from": previous, "continued_unet_steps": args.unet_steps, "continued_lr": args.lr}
+    meta = {"seed": args.seed, "vae_steps": previous.get("vae_steps", args.vae_steps),
+            "unet_steps": previous.get("unet_steps", 0) + args.unet_steps, "batch": args.batch, "dataset": args.dataset,
             "threads": args.threads, "noise_offset": NOISE_OFFSET, "vae_seconds": round(vae_done, 1), "total_seconds": round(total, 1),
             "torch": torch.__version__, "image_size": 64, "note": "tools/train_default_image_model.py"}
+    if previous:
+        meta.update(meta_prev)
     (out / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"saved {out} in {total:.0f}s")
     return 0

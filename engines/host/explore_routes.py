@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import AsyncIterator, Callable, Iterator
+from typing import Callable, Iterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from engines.core.errors import HearthError
-from engines.core.events import Result, event_to_wire
-from engines.host.pump import StreamFailed, pump
-from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
+from engines.core.events import Result
+from engines.host.wire import event_stream_response, read_json_body
 from engines.text.explore_service import (
     AnalogyRequest, AttentionRequest, FewShotEvalRequest, FewShotPromptRequest, NeighboursRequest, PageRequest,
     ProjectionRequest, TokensRequest,
@@ -101,33 +98,9 @@ async def _stream(request: Request, request_id: str, make_events: Callable[..., 
 
     state = request.app.state.hearth
     token = state.register(request_id)
-    events = pump(lambda: make_events(token), token)
-    try:
-        first = await events.__anext__()
-    except StopAsyncIteration:
-        first = None
-    if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
-        state.active.pop(request_id, None)
-        await events.aclose()
-        return error_response(first.exc)
 
-    def frame(event) -> bytes:
-        if isinstance(event, StreamFailed):
-            return sse({"type": "Error", "error": error_wire(event.exc)})
+    def on_event(event) -> None:
         if isinstance(event, Result):
             record_usage(state, model, source, event)
-        return sse(event_to_wire(event))
 
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            if first is not None:
-                yield frame(first)
-            async for event in events:
-                yield frame(event)
-            yield SSE_DONE
-        finally:
-            await events.aclose()
-            state.active.pop(request_id, None)
-
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={"X-Hearth-Request-Id": request_id, "Cache-Control": "no-cache"})
+    return await event_stream_response(state, request_id, lambda: make_events(token), token, on_event)

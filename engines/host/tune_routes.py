@@ -7,16 +7,12 @@ process so the desktop never imports torch.
 from __future__ import annotations
 
 import uuid
-from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from engines.core.errors import HearthError, RequestError
-from engines.core.events import event_to_wire
-from engines.host.pump import StreamFailed, pump
-from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
+from engines.core.errors import RequestError
+from engines.host.wire import event_stream_response, read_json_body
 
 router = APIRouter(prefix="/hearth/tune")
 
@@ -40,32 +36,8 @@ async def compare(request: Request):
     job.request_id = job.request_id or uuid.uuid4().hex
     comparer = _comparer(request)
     token = state.register(job.request_id)
-    events = pump(lambda: comparer.compare(job, token), token)
-    try:
-        first = await events.__anext__()  # checks run first: a bad adapter folder is a plain HTTP error
-    except StopAsyncIteration:
-        first = None
-    if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
-        state.active.pop(job.request_id, None)
-        await events.aclose()
-        return error_response(first.exc)
-
-    def frame(event) -> bytes:
-        return sse({"type": "Error", "error": error_wire(event.exc)} if isinstance(event, StreamFailed) else event_to_wire(event))
-
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            if first is not None:
-                yield frame(first)
-            async for event in events:
-                yield frame(event)
-            yield SSE_DONE
-        finally:
-            await events.aclose()
-            state.active.pop(job.request_id, None)
-
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={"X-Hearth-Request-Id": job.request_id, "Cache-Control": "no-cache"})
+    # checks run before the first event: a bad adapter folder is a plain HTTP error
+    return await event_stream_response(state, job.request_id, lambda: comparer.compare(job, token), token)
 
 
 @router.post("/compare/release")

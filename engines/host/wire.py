@@ -42,10 +42,10 @@ def error_response(exc: HearthError) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=status)
 
 
-async def event_stream_response(state, request_id: str, make_events, token):
+async def event_stream_response(state, request_id: str, make_events, token, on_event=None):
     """Run an engine job and stream its events as SSE. Errors raised before the first event (a bad model, a bad
-    data file) become a plain HTTP error; later ones an ``Error`` frame. The job's cancel token leaves
-    ``state.active`` when the stream ends."""
+    data file) become a plain HTTP error; later ones an ``Error`` frame. ``on_event`` sees every event before it
+    is sent (e.g. to record usage). The job's cancel token leaves ``state.active`` when the stream ends."""
     from fastapi.responses import StreamingResponse
 
     from engines.core.events import event_to_wire
@@ -62,8 +62,11 @@ async def event_stream_response(state, request_id: str, make_events, token):
         return error_response(first.exc)
 
     def frame(item) -> bytes:
-        return sse({"type": "Error", "error": error_wire(item.exc)} if isinstance(item, StreamFailed)
-                   else event_to_wire(item))
+        if isinstance(item, StreamFailed):
+            return sse({"type": "Error", "error": error_wire(item.exc)})
+        if on_event is not None:
+            on_event(item)
+        return sse(event_to_wire(item))
 
     async def frames():
         try:
