@@ -258,6 +258,9 @@ class ImageRoom(QWidget):
         return body
 
     def generate(self) -> str:
+        if self.mode.currentText() == "inpaint" and not self.canvas.has_mask():
+            self.status_changed.emit("Paint the area to repaint on the init image first (drag over it).")
+            return ""
         body = self.request_body()
         job = Job("image", lambda c: c.stream_image(body), label="Generating image", request_id=body["request_id"])
         self._jobs[job.id] = "generate"
