@@ -195,7 +195,7 @@ def load_pipeline(entry: ImageModelEntry, placement: Placement, allow_pickle: bo
 
     diffusers_logging.disable_progress_bar()  # "Loading pipeline components" bars: noise in logs and CLIs
     dtype = _torch_dtype(placement.dtype)
-    path = Path(entry.path)
+    path = source = Path(entry.path)
     try:
         if entry.format == "diffusers":
             kwargs = {"dtype": dtype, "local_files_only": True, "use_safetensors": not allow_pickle}
@@ -219,6 +219,12 @@ def load_pipeline(entry: ImageModelEntry, placement: Placement, allow_pickle: bo
             if cls is StableDiffusionPipeline:
                 kwargs.update(safety_checker=None, requires_safety_checker=False)
             pipe = cls.from_single_file(str(path), **kwargs)
+            if arch == "sd2":
+                from engines.models.image_models import sd2_variant
+
+                prediction = sd2_variant(source)[0]  # the user's file: its .yaml sits beside it
+                if pipe.scheduler.config.get("prediction_type") != prediction:
+                    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
     except HearthError:
         raise
     except (torch.cuda.OutOfMemoryError, MemoryError) as exc:

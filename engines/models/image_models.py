@@ -253,8 +253,39 @@ def _walk(folder: Path, depth: int, models, loras, errors, seen: set, in_lora: b
                 errors.append(exc)
 
 
+def sd2_variant(path: str | Path) -> tuple[str, int]:
+    """``(prediction_type, native size)`` of an SD 2.x single-file checkpoint.
+
+    The 512 "base" model (epsilon) and the 768 model (v-prediction) have the same tensors, so the weights cannot
+    tell them apart. As in AUTOMATIC1111, a YAML config beside the checkpoint (same name, ``.yaml``) decides:
+    ``model.params.parameterization: "v"`` means v-prediction, and the UNet's ``image_size`` (latent cells) times
+    8 is the size. Without one, a file name with "512" and not "768" (``v2-1_512-ema-pruned``) is the base model;
+    anything else is taken as the 768 v-prediction model.
+    """
+    path = Path(path)
+    config = path.with_suffix(".yaml")
+    if config.is_file():
+        import yaml
+
+        try:
+            params = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model", {}).get("params", {})
+        except (yaml.YAMLError, OSError, AttributeError) as exc:
+            raise ModelFileError(f"{config} (the config beside {path.name}) could not be read: {exc}", path=config,
+                                 hint="Fix or remove the .yaml file.") from exc
+        prediction = "v_prediction" if params.get("parameterization") == "v" else "epsilon"
+        latent = ((params.get("unet_config") or {}).get("params") or {}).get("image_size")
+        size = int(latent) * 8 if isinstance(latent, int) and 8 <= latent <= 512 else (768 if prediction == "v_prediction" else 512)
+        return prediction, size
+    name = path.stem.lower()
+    if "512" in name and "768" not in name:
+        return "epsilon", 512
+    return "v_prediction", 768
+
+
 def native_size(entry: ImageModelEntry) -> int:
     """The side length the model was trained at (the default width/height)."""
+    if entry.architecture == "sd2" and entry.format != "diffusers":
+        return sd2_variant(entry.path)[1]
     by_arch = {"sd1": 512, "sd1-inpaint": 512, "sd2": 768, "sd2-inpaint": 512, "sdxl": 1024, "sdxl-inpaint": 1024}
     if entry.architecture in by_arch:
         return by_arch[entry.architecture]
