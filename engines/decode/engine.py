@@ -38,12 +38,12 @@ class DecodeEngine:
 
             image_engine = ImageEngine()
         self.image = image_engine
-        self._vocab_cache: dict[tuple, tuple] = {}
+        self._vocab_cache: dict[tuple, np.ndarray] = {}
 
     def run(self, request: DecodeRequest, cancel: CancelToken | None = None) -> Iterator[Event]:
         request.validate()
         cancel = cancel or CancelToken()
-        model = self.image.load(request.model, width=64, height=64, batch=min(48, request.test * request.samples))
+        model = self.image.load(request.model, width=64, height=64, batch=min(48, request.test * request.samples))  # the bundled model's size
         return model.owner.stream(lambda: self._run(model, request, cancel), cancel)
 
     def close(self) -> None:
@@ -96,7 +96,7 @@ class DecodeEngine:
                 s_empty = features.text([""])[0]
                 s_train, s_test = np.repeat(s_empty, len(train), 0), np.repeat(s_empty, len(test), 0)
             p_train, p_test = s_train.reshape(len(s_train), -1), s_test.reshape(len(s_test), -1)
-            vocab = self._vocabulary(features, model.id, test) if test.labels is not None else None
+            vocab = self._vocabulary(features, model.id, train, test) if test.labels is not None else None
             lap("features")
 
             yield stage("simulate")
@@ -202,24 +202,28 @@ class DecodeEngine:
             "source": request.source, "model": model.id,
         })
 
-    def _vocabulary(self, features, model_id: str, test: stimuli.StimulusSet):
-        """The candidate captions a semantic decode picks from, their embeddings, and each one's label."""
-        key = (model_id, tuple(test.vocabulary))
-        if key not in self._vocab_cache:
-            captions = list(test.vocabulary)
-            embeddings = features.text(captions)[0].reshape(len(captions), -1)
-            if test.source == "procedural":
-                from engines.image.shapes import all_scenes
+    def _vocabulary(self, features, model_id: str, train: stimuli.StimulusSet, test: stimuli.StimulusSet):
+        """The candidate captions a semantic decode picks from, their embeddings, each one's label and (for
+        procedural scenes) its attributes. Procedural: every caption of the vocabulary; otherwise the captions of
+        the labelled stimuli, each mapped to its stimulus' label."""
+        if test.source == "procedural":
+            from engines.image.shapes import all_scenes
 
-                by_caption = {s.caption(): s for s in all_scenes()}
-                labels = [f"{by_caption[c].color} {by_caption[c].shape}" for c in captions]
-                attrs = [{"color": by_caption[c].color, "shape": by_caption[c].shape, "position": by_caption[c].position,
-                          "background": by_caption[c].background} for c in captions]
-            else:
-                labels = [c.removeprefix("a photo of a ") for c in captions]
-                attrs = None
-            self._vocab_cache = {key: (captions, embeddings, labels, attrs)}
-        return self._vocab_cache[key]
+            by_caption = {s.caption(): s for s in all_scenes()}
+            captions = list(test.vocabulary)
+            labels = [f"{by_caption[c].color} {by_caption[c].shape}" for c in captions]
+            attrs = [{"color": by_caption[c].color, "shape": by_caption[c].shape, "position": by_caption[c].position,
+                      "background": by_caption[c].background} for c in captions]
+        else:
+            label_of = dict(zip((train.captions or []) + (test.captions or []), (train.labels or []) + (test.labels or [])))
+            for caption in test.vocabulary:  # photo captions name their label
+                label_of.setdefault(caption, caption.removeprefix(stimuli.photo_caption("")))
+            captions = sorted(label_of)
+            labels, attrs = [label_of[c] for c in captions], None
+        key = (model_id, tuple(captions))
+        if key not in self._vocab_cache:
+            self._vocab_cache = {key: features.text(captions)[0].reshape(len(captions), -1)}  # one set at a time
+        return captions, self._vocab_cache[key], labels, attrs
 
     def _sweep_point(self, features, encoding, snr, request, sig_train, sig_test, z_train, z_test, s_train, p_train,
                      have_text, latent_shape, permutation, test, vocab) -> dict:
