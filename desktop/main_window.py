@@ -8,9 +8,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.rooms.chat import ChatRoom
+from desktop.rooms.decode import DecodeRoom
 from desktop.rooms.explore import ExploreRoom
 from desktop.rooms.image import ImageRoom
-from desktop.rooms.placeholder import PlaceholderRoom
 from desktop.rooms.tune import TuneRoom
 from desktop.session import Session
 from desktop.widgets.notifications import NotificationArea
@@ -29,10 +29,12 @@ class MainWindow(QMainWindow):
         self.notifications = NotificationArea()
         self.chat = ChatRoom(session)
         self.image = ImageRoom(session)
+        self.decode = DecodeRoom(session)
         self.explore = ExploreRoom(session)
         self.tune = TuneRoom(session)
-        built: dict[str, QWidget] = {"Chat": self.chat, "Image": self.image, "Explore": self.explore, "Tune": self.tune}
-        self.rooms: dict[str, QWidget] = {name: built[name] if name in built else PlaceholderRoom(name) for name in ROOMS}
+        built: dict[str, QWidget] = {"Chat": self.chat, "Image": self.image, "Decode": self.decode, "Explore": self.explore,
+                                     "Tune": self.tune}
+        self.rooms: dict[str, QWidget] = {name: built[name] for name in ROOMS}
         self.stack = QStackedWidget()
         for name in ROOMS:
             self.stack.addWidget(self.rooms[name])
@@ -85,6 +87,8 @@ class MainWindow(QMainWindow):
         self.chat.status_changed.connect(self.job_label.setText)
         self.image.notified.connect(self.notifications.notify)
         self.image.status_changed.connect(self.job_label.setText)
+        self.decode.notified.connect(self.notifications.notify)
+        self.decode.status_changed.connect(self.job_label.setText)
         self.explore.notified.connect(self.notifications.notify)
         self.tune.notified.connect(self.notifications.notify)
         self.tune.status_changed.connect(self.job_label.setText)
@@ -129,6 +133,7 @@ class MainWindow(QMainWindow):
         self.session.settings.set("window.geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
         self.chat.shutdown()
         self.image.shutdown()
+        self.decode.shutdown()
         self.explore.shutdown()
         self.tune.shutdown()
         super().closeEvent(event)

@@ -4,6 +4,7 @@ Run as ``python tests/gui_fake_host.py [--parent-pid PID]``: prints the READY li
 models and streams canned replies token by token, honouring /hearth/cancel and the API key.
 Replies: a question about France -> "The capital of France is Paris."; a message with "long"
 -> a long Markdown answer (a few seconds); "fail" -> an Error event; anything else -> an echo.
+/hearth/decode/run streams the decoding run's stages and a Result with small generated PNGs.
 """
 from __future__ import annotations
 
@@ -204,6 +205,121 @@ async def tune_merge(request: Request):
     with open(os.path.join(target, "config.json"), "w") as fh:
         json.dump({"merged_from": body["adapter"]}, fh)
     return {"folder": target}
+
+
+DECODE_DEFAULTS = {"source": "procedural", "path": "", "snr": 0.5, "voxels": 4000, "train": 800, "test": 20, "repeats": 4,
+                   "seed": 0, "samples": 3, "strength": 0.75, "steps": 20, "guidance": 5.0, "reconstruct": True,
+                   "sweep": [], "n_way": 50, "model": "default", "request_id": ""}
+COLOURS = {"red": (220, 50, 40), "green": (40, 180, 70), "blue": (40, 80, 220), "yellow": (230, 210, 40)}
+
+
+def _png(width: int, height: int, colour: tuple[int, int, int], noise: float, seed: int) -> str:
+    """A small base64 PNG: a coloured square on grey, with some noise (a stand-in for the engine's images)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width, 3), 90, np.float32)
+    image[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = colour
+    image += rng.normal(0, 255 * noise, image.shape)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _decode_metrics(quality: float, attributes: bool = True) -> dict:
+    m = {"pixcorr": round(0.9 * quality, 4), "ssim": round(0.25 + 0.4 * quality, 4), "two_way": round(0.5 + 0.5 * quality, 4),
+         "two_way_pixels": round(0.5 + 0.45 * quality, 4), "n_way_top1": round(0.05 + 0.9 * quality, 4),
+         "n_way_top1_pixels": round(0.05 + 0.6 * quality, 4), "n_way": 20, "semantic_acc": round(0.05 + 0.9 * quality, 4)}
+    if attributes:
+        m.update(color_acc=round(0.25 + 0.7 * quality, 4), shape_acc=round(0.3 + 0.6 * quality, 4),
+                 position_acc=round(0.3 + 0.5 * quality, 4), background_acc=round(0.5 + 0.4 * quality, 4))
+    return m
+
+
+@app.post("/hearth/decode/run")
+async def decode_run(request: Request):
+    """Canned decoding run. A data file is refused before any event (as the real host does for a bad file);
+    ``steps`` >= 100 makes the reconstruct stage slow enough to cancel."""
+    body = await request.json()
+    unknown = sorted(set(body) - set(DECODE_DEFAULTS))
+    if unknown:
+        return JSONResponse({"error": {"kind": "request", "message": f"Unknown field(s) in the decode request: {', '.join(unknown)}."}},
+                            status_code=400)
+    job = {**DECODE_DEFAULTS, **body}
+    if not 0 < job["snr"] <= 1000:
+        return JSONResponse({"error": {"kind": "request", "message": f"Field 'snr' is {job['snr']!r}. Use a positive SNR."}},
+                            status_code=400)
+    if job["source"] == "data":
+        name = os.path.basename(job["path"])
+        return JSONResponse({"error": {"kind": "data_file", "path": job["path"],
+                                       "message": f"{name}: field 'fmri_test' has 10 voxels but 'fmri_train' has 12. "
+                                                  "Both must have the same number of voxels."}}, status_code=400)
+    request_id = job["request_id"]
+    slow = job["steps"] >= 100
+
+    async def events():
+        def line(data: dict) -> str:
+            return f"data: {json.dumps(data)}\n\n"
+
+        def progress(step: int, total: int, message: str) -> str:
+            return line({"type": "Progress", "step": step, "total": total, "message": message})
+
+        stages = ("stimuli", "features", "simulate", "fit", "decode", "reconstruct", "metrics")
+        for i, name in enumerate(stages[:5]):
+            if request_id in cancelled:
+                yield line({"type": "Result", "finish_reason": "cancelled", "data": {"timings": {}}})
+                yield "data: [DONE]\n\n"
+                return
+            await asyncio.sleep(TOKEN_DELAY)
+            yield progress(i, 7, name)
+        if job["reconstruct"]:
+            batches = 40 if slow else 2
+            for cond in ("decoded", "oracle", "shuffled"):
+                yield progress(5, 7, "reconstruct")
+                for b in range(batches):
+                    if request_id in cancelled:
+                        yield line({"type": "Result", "finish_reason": "cancelled", "data": {"timings": {"stimuli": 0.1}}})
+                        yield "data: [DONE]\n\n"
+                        return
+                    await asyncio.sleep(0.1 if slow else TOKEN_DELAY)
+                    yield progress(b + 1, batches, f"reconstruct {cond}")
+        yield progress(6, 7, "metrics")
+        sweep = []
+        for snr in job["sweep"]:
+            await asyncio.sleep(TOKEN_DELAY)
+            yield progress(6, 7, f"sweep SNR {snr:g}")
+            quality = snr / (snr + 0.05)
+            sweep.append({"snr": snr, "alpha": 1000.0 / snr, "decoded": _decode_metrics(quality),
+                          "shuffled": _decode_metrics(0.02)})
+        n, names = job["test"], list(COLOURS)
+        rows = []
+        for i in range(n):
+            colour = names[i % len(names)]
+            decoded = colour if i % 3 else names[(i + 1) % len(names)]
+            rows.append({"label": f"{colour} square", "caption": f"a {colour} square", "decoded_label": f"{decoded} square",
+                         "stimulus": _png(64, 64, COLOURS[colour], 0.0, i), "pattern": _png(96, 60, (250, 160, 60), 0.3, 100 + i),
+                         "lowlevel": _png(64, 64, COLOURS[colour], 0.25, 200 + i),
+                         "decoded": _png(64, 64, COLOURS[decoded], 0.08, 300 + i),
+                         "oracle": _png(64, 64, COLOURS[colour], 0.03, 400 + i),
+                         "shuffled": _png(64, 64, (128, 128, 128), 0.2, 500 + i)})
+        metrics = {"decoded": _decode_metrics(0.8), "lowlevel": _decode_metrics(0.7), "oracle": _decode_metrics(0.97),
+                   "shuffled": _decode_metrics(0.01)}
+        if not job["reconstruct"]:
+            metrics.pop("lowlevel")
+        data = {"request": job, "metrics": metrics, "chance": {"pixcorr": 0.0, "two_way": 0.5, "n_way_top1": 1 / min(n, 50),
+                                                                 "semantic_acc": 1 / 48},
+                "n_way": min(n, job["n_way"]), "alphas": {"lowlevel": 1000.0, "semantic": 3000.0},
+                "timings": {"stimuli": 0.01, "features": 0.2, "fit": 0.1, "reconstruct": 1.0}, "rows": rows, "sweep": sweep,
+                "figure_png": _png(600, 400, (255, 255, 255), 0.05, 7), "voxels": job["voxels"], "n_train": job["train"],
+                "n_test": n, "source": job["source"], "model": "default"}
+        yield line({"type": "Result", "finish_reason": "stop", "data": data})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 def _exit_with_parent(pid: int) -> None:

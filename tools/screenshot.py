@@ -1,8 +1,10 @@
-"""Grab a screenshot of the Chat room answering a question (for the README).
+"""Grab a screenshot of a room at work (for the README): the Chat room answering questions, or the Decode room
+after a small decoding demo.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py assets/screenshot-chat.png
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py --room decode assets/screenshot-decode.png
 
-Uses a throwaway HEARTH_HOME, the real engine host and the bundled model.
+Uses a throwaway HEARTH_HOME, the real engine host and the bundled models.
 """
 from __future__ import annotations
 
@@ -35,18 +37,7 @@ def wait_until(app, condition, timeout_ms: int) -> None:
         raise SystemExit("timed out")
 
 
-def main(out: str) -> None:
-    from desktop.app import apply_theme
-    from desktop.main_window import MainWindow
-    from desktop.session import Session
-
-    app = QApplication(sys.argv)
-    apply_theme(app)
-    session = Session()
-    window = MainWindow(session)
-    window.resize(1280, 800)
-    window.show()
-    session.start_host()
+def chat_room(app, window, session) -> None:
     chat = window.chat
     chat.model_picker.prefer("default", "llama", 4096)
     chat.sampling.presets.apply("Precise")
@@ -57,6 +48,41 @@ def main(out: str) -> None:
         QTest.keyClick(chat.composer.editor, Qt.Key.Key_Return)
         wait_until(app, lambda: chat.busy, 10_000)
         wait_until(app, lambda: not chat.busy, 180_000)
+
+
+def decode_room(app, window, session) -> None:
+    """A small demo (a minute or two on a CPU): eight rows, the metrics and a five-point SNR sweep."""
+    window.show_room("Decode")
+    room = window.decode
+    controls = room.controls
+    controls.voxels.setValue(2000)
+    controls.train.setValue(300)
+    controls.test.setValue(8)
+    controls.samples.setValue(2)
+    controls.steps.setValue(10)
+    wait_until(app, room.run_button.isEnabled, 120_000)
+    room.run()
+    wait_until(app, lambda: not room.running, 900_000)
+    if room.result is None:
+        raise SystemExit(f"the decoding run failed: {room.error.text()}")
+
+
+ROOMS = {"chat": (chat_room, "assets/screenshot-chat.png"), "decode": (decode_room, "assets/screenshot-decode.png")}
+
+
+def main(room: str, out: str) -> None:
+    from desktop.app import apply_theme
+    from desktop.main_window import MainWindow
+    from desktop.session import Session
+
+    app = QApplication(sys.argv[:1])
+    apply_theme(app)
+    session = Session()
+    window = MainWindow(session)
+    window.resize(1280, 800)
+    window.show()
+    session.start_host()
+    ROOMS[room][0](app, window, session)
     app.processEvents()
     window.grab().save(out)
     window.close()
@@ -65,4 +91,10 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "assets/screenshot-chat.png")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--room", choices=sorted(ROOMS), default="chat")
+    parser.add_argument("out", nargs="?", help="the PNG to write (default: assets/screenshot-<room>.png)")
+    args = parser.parse_args()
+    main(args.room, args.out or ROOMS[args.room][1])

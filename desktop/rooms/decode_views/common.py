@@ -1,0 +1,115 @@
+"""What the Decode views share: the metric definitions, colours, the plot theme and the room's style."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from desktop.widgets.panels import Card as _Card
+
+ACCENT = "#f08a4b"
+MUTED = "#8d94a0"
+TEXT = "#e4e6eb"
+BASE = "#15171b"
+LINE = "#2e333b"
+GOOD = "#7fd49a"
+BAD = "#f06b5f"
+BLUE = "#6fa8f5"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str  # the field in the engine's metrics dicts
+    title: str  # the table header and the sweep plot's choice
+    tip: str
+    percent: bool  # an accuracy (shown as a percentage) rather than a correlation
+
+
+METRICS: tuple[MetricInfo, ...] = (
+    MetricInfo("pixcorr", "PixCorr", "Pearson correlation between the stimulus and the reconstruction pixels "
+               "(resized, flattened), averaged over test images. Chance 0.", False),
+    MetricInfo("ssim", "SSIM", "Structural similarity (grayscale, Gaussian window, sigma 1.5) between stimulus and "
+               "reconstruction. Unrelated images still score above 0.", False),
+    MetricInfo("two_way", "2-way (latent)", "Two-way identification on the image model's VAE latents: for each "
+               "reconstruction, the share of other test images it correlates with less than with its own. Chance 50%.", True),
+    MetricInfo("two_way_pixels", "2-way (pixels)", "Two-way identification on pixels. Chance 50%.", True),
+    MetricInfo("n_way_top1", "n-way top-1", "n-way identification on VAE latents: the true image among n-1 random "
+               "distractors; how often the reconstruction is closest to it. Chance 1/n.", True),
+    MetricInfo("n_way_top1_pixels", "n-way top-1 (pixels)", "n-way identification on pixels. Chance 1/n.", True),
+    MetricInfo("semantic_acc", "Semantic", "How often the decoded label is the true one (procedural stimuli: "
+               "colour and shape; photos: the object). Chance 1/labels.", True),
+    MetricInfo("color_acc", "Colour", "How often the decoded caption has the right colour.", True),
+    MetricInfo("shape_acc", "Shape", "How often the decoded caption has the right shape.", True),
+    MetricInfo("position_acc", "Position", "How often the decoded caption has the right position.", True),
+    MetricInfo("background_acc", "Background", "How often the decoded caption has the right background.", True),
+)
+METRIC = {m.key: m for m in METRICS}
+
+# (metrics key, row title, tooltip) in the order the table shows them
+CONDITIONS: tuple[tuple[str, str, str], ...] = (
+    ("decoded", "Decoded", "The reconstruction from the decoded brain activity."),
+    ("lowlevel", "Low-level decode", "The decoded VAE latent alone, before img2img."),
+    ("oracle", "Oracle (ceiling)", "The same pipeline fed the true latent and caption: the best it can do."),
+    ("shuffled", "Shuffled (floor)", "The test patterns with their voxels shuffled: what the pipeline makes of no information."),
+)
+
+
+def metric_columns(metrics: dict) -> list[MetricInfo]:
+    """The metrics that any condition reports, in the table's order."""
+    present = {key for values in metrics.values() if isinstance(values, dict) for key in values}
+    return [m for m in METRICS if m.key in present]
+
+
+def format_value(info: MetricInfo, value) -> str:
+    if not isinstance(value, (int, float)):
+        return "—"
+    return f"{100 * value:.1f}%" if info.percent else f"{value:.3f}"
+
+
+def chance_level(info: MetricInfo, chance: dict) -> float | None:
+    """The chance level of a metric, where the engine gave one (the pixel variants share their feature twins')."""
+    base = {"two_way_pixels": "two_way", "n_way_top1_pixels": "n_way_top1"}.get(info.key, info.key)
+    value = chance.get(base)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def pyqtgraph():
+    """pyqtgraph, imported on first use (about half a second) and themed once."""
+    import os
+
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    import pyqtgraph as pg
+
+    if not getattr(pg, "_hearth_decode_themed", False):
+        pg.setConfigOptions(antialias=True, background="#181a1f", foreground=MUTED)
+        pg._hearth_decode_themed = True
+    return pg
+
+
+class Card(_Card):
+    OBJECT_NAME = "DecodeCard"
+
+
+STYLE = f"""
+#DecodeHeader {{ background: #1a1c21; border-bottom: 1px solid #23272e; }}
+#DecodeCard {{ background: #1c1f24; border: 1px solid #262a31; border-radius: 10px; }}
+#DecodeControls {{ background: #1a1c21; border-right: 1px solid #23272e; }}
+#FigureRows {{ background: #181a1f; }}
+QLabel#ColumnTitle {{ color: {MUTED}; font-size: 8.5pt; font-weight: 600; }}
+QLabel#Cell {{ background: #23272e; border-radius: 3px; }}
+QLabel#RowCaption {{ color: #aeb4be; font-size: 8.5pt; }}
+QLabel#RunError {{ color: #f3a3a0; background: #2d1c1e; border: 1px solid #5a2e33; border-radius: 6px; padding: 6px 8px; }}
+QLabel#StageText {{ color: {TEXT}; }}
+QTableWidget#MetricsTable {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; gridline-color: #23272e; }}
+QTableWidget#MetricsTable::item {{ padding: 2px 6px; }}
+QHeaderView::section {{ background: #1c1f24; color: {MUTED}; border: none; border-bottom: 1px solid #2e333b; padding: 4px 6px; }}
+QTableCornerButton::section {{ background: #1c1f24; border: none; }}
+QTabWidget#DecodeTabs::pane {{ border: none; }}
+QTabWidget#DecodeTabs QTabBar::tab {{ background: transparent; color: {MUTED}; padding: 6px 14px; margin: 0 2px;
+    border: none; border-bottom: 2px solid transparent; }}
+QTabWidget#DecodeTabs QTabBar::tab:hover {{ color: {TEXT}; }}
+QTabWidget#DecodeTabs QTabBar::tab:selected {{ color: #f5a672; border-bottom: 2px solid {ACCENT}; }}
+QProgressBar#DecodeProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
+QProgressBar#DecodeProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
+QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
+QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; image: url(@CHECK@); }}
+""".replace("@CHECK@", (Path(__file__).resolve().parents[2] / "icons" / "check.svg").as_posix())
