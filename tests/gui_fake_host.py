@@ -207,6 +207,12 @@ async def tune_merge(request: Request):
     return {"folder": target}
 
 
+@app.get("/hearth/image/models")
+async def image_models():
+    """What the Image room asks for when the host comes up (without it, every window shows a 404 notice)."""
+    return {"models": [{"id": "default", "name": "Hearth shapes (fake)"}], "loras": []}
+
+
 DECODE_DEFAULTS = {"source": "procedural", "path": "", "snr": 0.5, "voxels": 4000, "train": 800, "test": 20, "repeats": 4,
                    "seed": 0, "samples": 3, "strength": 0.75, "steps": 20, "guidance": 5.0, "reconstruct": True,
                    "sweep": [], "n_way": 50, "model": "default", "request_id": ""}

@@ -85,9 +85,10 @@ def test_demo_with_defaults_fills_figure_metrics_and_sweep(open_hearth):
     assert sweep.plot.getPlotItem().getAxis("bottom").logMode
     sweep.metric_box.setCurrentIndex(sweep.metric_box.findData("two_way"))
     chance_x, chance_y = sweep.chance_curve.getData()
-    assert list(chance_y) == [0.5, 0.5]
+    assert list(chance_y) == [50.0, 50.0]  # accuracies in percent, as in the table
     assert sweep.run_line.isVisible() and abs(sweep.run_line.value() - (-0.30103)) < 1e-3  # log10(0.5)
-    assert sweep.series("decoded")[1][-1] == pytest.approx(0.5 + 0.5 * 1 / 1.05, abs=1e-3)
+    assert sweep.series("decoded")[1][-1] == pytest.approx(100 * (0.5 + 0.5 * 1 / 1.05), abs=0.1)
+    assert "this run (SNR 0.5)" in sweep.legend.text() and "chance" in sweep.legend.text()
     _no_heavy_imports()
 
 

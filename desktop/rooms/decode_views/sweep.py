@@ -8,9 +8,10 @@ import math
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
-from desktop.rooms.decode_views.common import ACCENT, BLUE, LINE, METRICS, MUTED, chance_level, pyqtgraph
+from desktop.rooms.decode_views.common import ACCENT, BLUE, LINE, METRIC, METRICS, MUTED, chance_level, pyqtgraph
 from desktop.widgets.panels import muted
 
+RUN = "#e7c04f"
 EMPTY = "No sweep yet. Give SNRs in the sweep field: the decoder is refitted at each (simulated fMRI only)."
 
 
@@ -29,6 +30,9 @@ class SweepPlot(QWidget):
         top.addWidget(QLabel("Metric", objectName="Muted"))
         top.addWidget(self.metric_box)
         top.addStretch(1)
+        # A legend beside the chooser rather than inside the plot, where it would cover points.
+        self.legend = QLabel(textFormat=Qt.TextFormat.RichText, objectName="Muted")
+        top.addWidget(self.legend)
         self.stack = QStackedWidget()
         self.empty = muted(EMPTY)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -55,15 +59,12 @@ class SweepPlot(QWidget):
         item.setLogMode(x=True, y=False)
         plot.setMenuEnabled(False)
         plot.setMinimumHeight(160)
-        legend = item.addLegend(offset=(8, 8), labelTextColor=MUTED, brush=pg.mkBrush("#1c1f24cc"))
-        legend.setParentItem(item.vb)
-        self.decoded_curve = plot.plot([], [], name="decoded", pen=pg.mkPen(ACCENT, width=2), symbol="o", symbolSize=6,
+        self.decoded_curve = plot.plot([], [], pen=pg.mkPen(ACCENT, width=2), symbol="o", symbolSize=6,
                                        symbolBrush=ACCENT, symbolPen=None)
-        self.shuffled_curve = plot.plot([], [], name="shuffled", pen=pg.mkPen(BLUE, width=2), symbol="s", symbolSize=5,
+        self.shuffled_curve = plot.plot([], [], pen=pg.mkPen(BLUE, width=2), symbol="s", symbolSize=5,
                                         symbolBrush=BLUE, symbolPen=None)
-        self.chance_curve = plot.plot([], [], name="chance", pen=pg.mkPen(MUTED, width=1.5, style=Qt.PenStyle.DashLine))
-        self.run_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#e7c04f", width=1, style=Qt.PenStyle.DotLine),
-                                        label="this run", labelOpts={"color": "#e7c04f", "position": 0.92})
+        self.chance_curve = plot.plot([], [], pen=pg.mkPen(MUTED, width=1.5, style=Qt.PenStyle.DashLine))
+        self.run_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(RUN, width=1, style=Qt.PenStyle.DotLine))
         plot.addItem(self.run_line)
         self.plot = plot
         self.stack.addWidget(plot)
@@ -92,39 +93,44 @@ class SweepPlot(QWidget):
     def _draw(self) -> None:
         if not self.points or self.plot is None:
             self.stack.setCurrentWidget(self.empty)
+            self.legend.setText("")
             return
         self.stack.setCurrentWidget(self.plot)
         key = self.metric_box.currentData()
-        info = next(m for m in METRICS if m.key == key)
+        info = METRIC[key]
+        scale = 100.0 if info.percent else 1.0  # as the metrics table shows them
         xs = [p["snr"] for p in self.points]
         # Ticks at the sweep's SNRs: pyqtgraph's own log ticks label every minor step, and they overlap.
         self.plot.getPlotItem().getAxis("bottom").setTicks([[(math.log10(x), f"{x:g}") for x in xs], []])
-        self.decoded_curve.setData(*_series(self.points, "decoded", key))
-        self.shuffled_curve.setData(*_series(self.points, "shuffled", key))
+        self.decoded_curve.setData(*self.series("decoded"))
+        self.shuffled_curve.setData(*self.series("shuffled"))
         level = chance_level(info, self.chance)
         if level is not None:
-            self.chance_curve.setData([min(xs) / 1.5, max(xs) * 1.5], [level, level])
+            self.chance_curve.setData([min(xs) / 1.5, max(xs) * 1.5], [scale * level, scale * level])
         else:
             self.chance_curve.setData([], [])
         if self.run_snr:
             self.run_line.setValue(math.log10(self.run_snr))  # a log-x plot places items in log10 coordinates
-            self.run_line.setVisible(True)
-        else:
-            self.run_line.setVisible(False)
+        self.run_line.setVisible(bool(self.run_snr))
+        entries = [f"<span style='color:{ACCENT}'>●</span> decoded", f"<span style='color:{BLUE}'>■</span> shuffled"]
+        if level is not None:
+            entries.append(f"<span style='color:{MUTED}'>╌</span> chance")
+        if self.run_snr:
+            entries.append(f"<span style='color:{RUN}'>┆</span> this run (SNR {self.run_snr:g})")
+        self.legend.setText(" &nbsp; ".join(entries))
         item = self.plot.getPlotItem()
-        item.setLabel("left", info.title + (" (fraction)" if info.percent else ""), color=MUTED)
+        item.setLabel("left", "%" if info.percent else "", color=MUTED)
         item.enableAutoRange()
 
     def series(self, condition: str) -> tuple[list[float], list[float]]:
-        """The plotted (SNR, value) points of a condition ("decoded", "shuffled") for the chosen metric."""
-        return _series(self.points, condition, self.metric_box.currentData())
-
-
-def _series(points: list[dict], condition: str, key: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for p in points:
-        value = (p.get(condition) or {}).get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            xs.append(float(p["snr"]))
-            ys.append(float(value))
-    return xs, ys
+        """The plotted (SNR, value) points of a condition ("decoded", "shuffled") for the chosen metric;
+        accuracies in percent."""
+        key = self.metric_box.currentData()
+        scale = 100.0 if key in METRIC and METRIC[key].percent else 1.0
+        xs, ys = [], []
+        for p in self.points:
+            value = (p.get(condition) or {}).get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                xs.append(float(p["snr"]))
+                ys.append(scale * float(value))
+        return xs, ys
