@@ -1,5 +1,6 @@
-"""Writing a decoding run's results: metrics.json, metrics.csv and figure.png, atomically (the CLI and the Decode
-room's export share this). Plain Python: the GUI may call it without loading any model code."""
+"""Writing a decoding run's results: metrics.json, metrics.csv and figure.png, atomically. The CLI
+(``main.py decode --out``) and the Decode room's export share it; plain Python in engines.core, so the desktop may
+call it without loading any model code."""
 from __future__ import annotations
 
 import base64
@@ -24,6 +25,7 @@ def metrics_document(data: dict) -> dict:
 
 
 def metrics_csv(data: dict) -> str:
+    """One row per (SNR, condition, metric): this run's conditions, then the sweep's points."""
     buf = io.StringIO()
     out = csv.writer(buf)
     out.writerow(["snr", "condition", "metric", "value"])
@@ -38,11 +40,29 @@ def metrics_csv(data: dict) -> str:
     return buf.getvalue()
 
 
+def save_figure(data: dict, path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".png":
+        path = path.with_name(path.name + ".png")
+    atomic_write_bytes(path, base64.b64decode(data["figure_png"]))
+    return path
+
+
+def save_metrics(data: dict, path: str | Path) -> Path:
+    """JSON, or CSV when the name ends in .csv."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() == ".csv":
+        atomic_write_text(path, metrics_csv(data))
+        return path
+    if path.suffix.lower() != ".json":
+        path = path.with_name(path.name + ".json")
+    atomic_write_text(path, json.dumps(metrics_document(data), indent=2) + "\n")
+    return path
+
+
 def write_results(data: dict, out_dir: str | Path) -> dict[str, Path]:
+    """metrics.json, metrics.csv and figure.png in ``out_dir`` (created if needed)."""
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json", "csv": out / "metrics.csv", "figure": out / "figure.png"}
-    atomic_write_text(paths["metrics"], json.dumps(metrics_document(data), indent=2) + "\n")
-    atomic_write_text(paths["csv"], metrics_csv(data))
-    atomic_write_bytes(paths["figure"], base64.b64decode(data["figure_png"]))
-    return paths
+    return {"metrics": save_metrics(data, out / "metrics.json"), "csv": save_metrics(data, out / "metrics.csv"),
+            "figure": save_figure(data, out / "figure.png")}
