@@ -6,14 +6,8 @@ from pathlib import Path
 
 from desktop.widgets.panels import Card as _Card
 
-ACCENT = "#f08a4b"
-MUTED = "#8d94a0"
-TEXT = "#e4e6eb"
-BASE = "#15171b"
-LINE = "#2e333b"
-GOOD = "#7fd49a"
-BAD = "#f06b5f"
-BLUE = "#6fa8f5"
+from desktop.widgets.palette import ACCENT, BAD, BASE, BLUE, GOOD, LINE, MUTED, TEXT  # noqa: F401  (for the views)
+from desktop.widgets.plots import pyqtgraph  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -72,17 +66,6 @@ def chance_level(info: MetricInfo, chance: dict) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def pyqtgraph():
-    """pyqtgraph, imported on first use (about half a second) and themed once."""
-    import os
-
-    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    import pyqtgraph as pg
-
-    if not getattr(pg, "_hearth_decode_themed", False):
-        pg.setConfigOptions(antialias=True, background="#181a1f", foreground=MUTED)
-        pg._hearth_decode_themed = True
-    return pg
 
 
 class Card(_Card):

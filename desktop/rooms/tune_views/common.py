@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
 from engines.core.errors import HearthError
@@ -14,14 +14,9 @@ from desktop.jobs import Job, JobRunner
 from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted, section  # noqa: F401  (re-exported for the views)
 
-ACCENT = "#f08a4b"
-MUTED = "#8d94a0"
-TEXT = "#e4e6eb"
-BASE = "#15171b"
-LINE = "#2e333b"
-GOOD = "#7fd49a"
-BLUE = "#6fa8f5"
-VIOLET = "#c08cf0"
+from desktop.widgets.background import FileWorker  # noqa: F401  (re-exported for the views)
+from desktop.widgets.palette import ACCENT, BASE, BLUE, GOOD, LINE, MUTED, TEXT, VIOLET  # noqa: F401
+from desktop.widgets.plots import pyqtgraph  # noqa: F401
 
 
 @dataclass
@@ -91,17 +86,6 @@ def set_state(widget: QWidget, name: str, value) -> None:
         widget.style().polish(widget)
 
 
-def pyqtgraph():
-    """pyqtgraph, imported on first use (about half a second) and themed once."""
-    import os
-
-    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    import pyqtgraph as pg
-
-    if not getattr(pg, "_hearth_tune_themed", False):
-        pg.setConfigOptions(antialias=True, background="#181a1f", foreground=MUTED)
-        pg._hearth_tune_themed = True
-    return pg
 
 
 def human_bytes(n: float) -> str:
@@ -168,46 +152,3 @@ QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
 """
 
 
-class FileWorker(QObject):
-    """One background thread for the room's file work (listing runs, exporting datasets, reading logs).
-
-    ``submit(fn, on_done)`` runs ``fn()`` there; ``on_done(result, error)`` is called on the GUI
-    thread. ``shutdown()`` joins the thread (the room calls it when the window closes).
-    """
-
-    _done = Signal(int, object, object)
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-tune-files")
-        self._callbacks: dict[int, Callable] = {}
-        self._next = 0
-        self._closed = False
-        self._done.connect(self._deliver)
-
-    def submit(self, fn: Callable, on_done: Callable[[object, Exception | None], None]) -> None:
-        if self._closed:
-            return
-        self._next += 1
-        token = self._next
-        self._callbacks[token] = on_done
-
-        def work() -> None:
-            try:
-                result, error = fn(), None
-            except Exception as exc:  # handed to the GUI thread, which reports it
-                result, error = None, exc
-            self._done.emit(token, result, error)
-
-        self._pool.submit(work)
-
-    def _deliver(self, token: int, result, error) -> None:
-        callback = self._callbacks.pop(token, None)
-        if callback is not None and not self._closed:
-            callback(result, error)
-
-    def shutdown(self) -> None:
-        self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
