@@ -17,15 +17,11 @@ from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted as _muted
 from desktop.widgets.panels import section  # noqa: F401  (re-exported for the views)
 
-ACCENT = "#f08a4b"
-MUTED = "#8d94a0"
-TEXT = "#e4e6eb"
-PANEL = "#1c1f24"
-BASE = "#15171b"
-LINE = "#2e333b"
+from desktop.widgets.palette import ACCENT, BASE, LINE, MUTED, PANEL, TEXT  # noqa: F401  (for the views)
+
 # Token colours: distinct hues, dark enough for light text on the dark theme.
 TOKEN_COLOURS = ("#5b3a29", "#2f4a3a", "#2d3f5c", "#533455", "#4d4a26", "#26484d", "#5a2f36", "#3b3a5e")
-SPECIAL_COLOUR = "#f08a4b"
+SPECIAL_COLOUR = ACCENT
 
 
 def mono_font(size: float = 10.0) -> QFont:
