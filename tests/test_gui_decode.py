@@ -225,6 +225,23 @@ def test_tiny_real_run_fills_the_room(open_hearth, tmp_path):
     decoded, shuffled = room.result["metrics"]["decoded"], room.result["metrics"]["shuffled"]
     assert decoded["two_way"] > shuffled["two_way"] and decoded["pixcorr"] > shuffled["pixcorr"] + 0.2
     assert room.sweep.series("decoded")[0] == [1.0]
+
+    # the user's own recording: a Hearth .npz with labels, through the same room and host
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = np.kron(rng.integers(0, 256, size=(30, 8, 8, 3), dtype=np.uint8), np.ones((1, 8, 8, 1), dtype=np.uint8))
+    fmri = images[:, ::8, ::8].reshape(30, -1) / 255.0 @ rng.normal(size=(192, 300)) + rng.normal(size=(30, 300))
+    mine = tmp_path / "mine.npz"
+    np.savez(mine, fmri_train=fmri[:24], fmri_test=fmri[24:], images_train=images[:24], images_test=images[24:],
+             labels=np.array(["warm", "cool", "grey"] * 10))
+    c.set_source("data")
+    c.path.setText(str(mine))
+    room.run()
+    hearth.qtbot.waitUntil(lambda: not room.running, timeout=240_000)
+    assert room.error.isHidden(), room.error.text()
+    assert room.result["voxels"] == 300 and room.result["n_test"] == 6 and len(room.figure.cells) == 6
+    assert "semantic_acc" in room.result["metrics"]["decoded"]
     shot = tmp_path / "decode-room.png"
     hearth.window.grab().save(str(shot))
     assert shot.stat().st_size > 10_000
