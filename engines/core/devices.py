@@ -63,3 +63,15 @@ def system_memory(include_gpu: bool = False) -> MemoryInfo:
             vram_free, vram_total = torch.cuda.mem_get_info()
             gpu_name = torch.cuda.get_device_name()
     return MemoryInfo(vm.total, vm.available, gpu_name, vram_total, vram_free)
+
+
+def release_memory() -> None:
+    """After dropping a model's last reference: collect it, and hand cached GPU memory back to the driver so the
+    next model (or another program) can use it."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # never imports torch itself: nothing to release if it was never loaded
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

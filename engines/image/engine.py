@@ -282,18 +282,11 @@ def _translate(exc: BaseException, request: ImageRequest) -> BaseException:
 
 
 def _release(model: LoadedImageModel) -> None:
-    import gc
+    from engines.core.devices import release_memory
 
     model.mode_pipes.clear()
     model.pipe = None
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:
-        pass
+    release_memory()
 
 
 def _preview_factors(pipe):

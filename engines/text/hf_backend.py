@@ -184,17 +184,10 @@ class TransformersBackend:
         yield timer.result(finish, text, len(ids), completion_tokens, dropped_messages=dropped, backend=self.name)
 
     def close(self) -> None:
-        import gc
+        from engines.core.devices import release_memory
 
         del self.model
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release_memory()
 
 
 def apply_adapter(model, adapter_dir: str, base_path: str):

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from engines.core.cancel import CancelToken
 from engines.core.compare_stats import reward_win_rate
+from engines.core.devices import release_memory
 from engines.core.errors import RequestError
 from engines.core.events import Event, Progress, Result
 from engines.text.request import DEFAULT_SYSTEM_PROMPT, _from_dict
@@ -184,12 +185,5 @@ class Comparer:
         with self._lock:
             had = self._policy is not None or self._reward is not None
             self._policy = self._reward = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release_memory()
         return had

@@ -18,6 +18,7 @@ from desktop.widgets.panels import muted as _muted
 from desktop.widgets.panels import section  # noqa: F401  (re-exported for the views)
 
 from desktop.widgets.palette import ACCENT, BASE, LINE, MUTED, PANEL, TEXT  # noqa: F401  (for the views)
+from desktop.widgets.plots import pyqtgraph  # noqa: F401  (for the views)
 
 # Token colours: distinct hues, dark enough for light text on the dark theme.
 TOKEN_COLOURS = ("#5b3a29", "#2f4a3a", "#2d3f5c", "#533455", "#4d4a26", "#26484d", "#5a2f36", "#3b3a5e")
@@ -196,19 +197,6 @@ class ScoreBars(QWidget):
             painter.drawText(QRectF(label_w + bar_w + 4, y, value_w + 8, self.ROW),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self.fmt.format(value))
         painter.end()
-
-
-def pyqtgraph():
-    """pyqtgraph, imported on first use (it costs about half a second) and themed once."""
-    import os
-
-    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    import pyqtgraph as pg
-
-    if not getattr(pg, "_hearth_themed", False):
-        pg.setConfigOptions(antialias=True, background=BASE, foreground=MUTED)
-        pg._hearth_themed = True
-    return pg
 
 
 def style_plot(plot, left: str = "", bottom: str = "") -> None:
