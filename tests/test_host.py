@@ -163,7 +163,11 @@ def test_models_memory_and_unload(host):
 
 def test_host_exits_when_its_parent_is_gone(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    proc = HostProcess(tmp_path, extra_args=("--parent-pid", str(parent.pid)))
+    try:
+        proc = HostProcess(tmp_path, extra_args=("--parent-pid", str(parent.pid)))
+    except BaseException:
+        parent.kill()  # a host that never started must not leave the stand-in parent behind
+        raise
     try:
         parent.kill()
         parent.wait()
