@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from PySide6.QtCore import QObject, QRectF, QSize, Qt
@@ -12,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from engines.core.errors import HearthError
 from engines.core.events import Event, Result
+from desktop.job_router import JobRouter
 from desktop.jobs import Job, JobRunner
 from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted as _muted
@@ -32,30 +32,17 @@ def mono_font(size: float = 10.0) -> QFont:
     return font
 
 
-@dataclass
-class _Handlers:
-    on_event: Callable[[Event], None] | None
-    on_done: Callable[[str], None] | None  # "finished" | "cancelled"
-    on_error: Callable[[HearthError], None] | None
-
-
-class ExploreJobs(QObject):
+class ExploreJobs(JobRouter):
     """Runs the views' host calls on the job runner's lanes and hands the outcome back on the GUI thread.
 
     ``call`` is for a request that answers once (its dict reaches ``on_result``); ``stream`` for
     a job that streams events. Each view uses its own lane, so a slow attention map never holds
-    up tokenizing.
+    up tokenizing. A failure reaches ``on_done("failed")`` and then ``on_error`` (or the room's handler).
     """
 
     def __init__(self, runner: JobRunner, on_error: Callable[[HearthError], None], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.runner = runner
+        super().__init__(runner, "explore", parent)
         self._default_error = on_error
-        self._handlers: dict[str, _Handlers] = {}
-        runner.event.connect(self._on_event)
-        runner.finished.connect(self._on_finished)
-        runner.cancelled.connect(self._on_cancelled)
-        runner.failed.connect(self._on_failed)
 
     def call(self, lane: str, fn: Callable, on_result: Callable[[dict], None], label: str = "",
              on_error: Callable[[HearthError], None] | None = None, on_done: Callable[[str], None] | None = None) -> str:
@@ -66,53 +53,22 @@ class ExploreJobs(QObject):
             if isinstance(event, Result):
                 on_result(event.data)
 
-        return self._submit(Job(f"explore.{lane}", run, label=label), _Handlers(deliver, on_done, on_error))
+        job = Job(f"explore.{lane}", run, label=label)
+        return self.submit(job, deliver, self._done(on_done, on_error)) or job.id
 
     def stream(self, lane: str, make_events: Callable, on_event: Callable[[Event], None], label: str = "",
                on_done: Callable[[str], None] | None = None, on_error: Callable[[HearthError], None] | None = None,
                request_id: str | None = None) -> str:
-        return self._submit(Job(f"explore.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex),
-                            _Handlers(on_event, on_done, on_error))
+        job = Job(f"explore.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex)
+        return self.submit(job, on_event, self._done(on_done, on_error)) or job.id
 
-    def _submit(self, job: Job, handlers: _Handlers) -> str:
-        self._handlers[job.id] = handlers
-        try:
-            return self.runner.submit(job)
-        except RuntimeError:  # the runner is shut down: the window is closing
-            self._handlers.pop(job.id, None)
-            return job.id
-
-    def cancel(self, job_id: str | None) -> None:
-        if job_id:
-            self.runner.cancel(job_id)
-
-    def active(self, job_id: str | None) -> bool:
-        return bool(job_id) and job_id in self._handlers
-
-    # -- runner signals (queued onto the GUI thread: this object lives there) ----------
-    def _on_event(self, job_id: str, event: Event) -> None:
-        handlers = self._handlers.get(job_id)
-        if handlers and handlers.on_event:
-            handlers.on_event(event)
-
-    def _on_finished(self, job_id: str) -> None:
-        self._end(job_id, "finished")
-
-    def _on_cancelled(self, job_id: str) -> None:
-        self._end(job_id, "cancelled")
-
-    def _end(self, job_id: str, how: str) -> None:
-        handlers = self._handlers.pop(job_id, None)
-        if handlers and handlers.on_done:
-            handlers.on_done(how)
-
-    def _on_failed(self, job_id: str, error: HearthError) -> None:
-        handlers = self._handlers.pop(job_id, None)
-        if handlers is None:
-            return
-        if handlers.on_done:
-            handlers.on_done("failed")
-        (handlers.on_error or self._default_error)(error)
+    def _done(self, on_done, on_error):
+        def done(how: str, error: HearthError | None) -> None:
+            if on_done:
+                on_done(how)
+            if error is not None:
+                (on_error or self._default_error)(error)
+        return done
 
 
 class ExploreView(QWidget):

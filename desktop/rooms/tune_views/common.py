@@ -1,68 +1,23 @@
 """What the Tune views share: the host-job router, small widgets, the plot theme and the room's style."""
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from typing import Callable
-
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
-from engines.core.errors import HearthError
-from engines.core.events import Event
-from desktop.jobs import Job, JobRunner
+from desktop.job_router import JobRouter
+from desktop.jobs import JobRunner
+from desktop.widgets.background import FileWorker  # noqa: F401  (re-exported for the views)
+from desktop.widgets.palette import ACCENT, BLUE, GOOD, LINE, MUTED, TEXT, VIOLET  # noqa: F401  (for the views)
 from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted, section  # noqa: F401  (re-exported for the views)
-
-from desktop.widgets.background import FileWorker  # noqa: F401  (re-exported for the views)
-from desktop.widgets.palette import ACCENT, BASE, BLUE, GOOD, LINE, MUTED, TEXT, VIOLET  # noqa: F401
-from desktop.widgets.plots import pyqtgraph  # noqa: F401
+from desktop.widgets.plots import pyqtgraph  # noqa: F401  (re-exported for the views)
 
 
-@dataclass
-class _Handlers:
-    on_event: Callable[[Event], None] | None
-    on_done: Callable[[str, HearthError | None], None] | None  # "finished" | "cancelled" | "failed"
-
-
-class TuneJobs(QObject):
+class TuneJobs(JobRouter):
     """Routes the job runner's signals for the Tune room's host jobs back to the view that asked (GUI thread)."""
 
     def __init__(self, runner: JobRunner, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.runner = runner
-        self._handlers: dict[str, _Handlers] = {}
-        runner.event.connect(self._on_event)
-        runner.finished.connect(lambda job_id: self._end(job_id, "finished", None))
-        runner.cancelled.connect(lambda job_id: self._end(job_id, "cancelled", None))
-        runner.failed.connect(lambda job_id, error: self._end(job_id, "failed", error))
-
-    def stream(self, lane: str, make_events: Callable, on_event: Callable[[Event], None], label: str = "",
-               on_done: Callable[[str, HearthError | None], None] | None = None, request_id: str | None = None) -> str | None:
-        job = Job(f"tune.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex)
-        self._handlers[job.id] = _Handlers(on_event, on_done)
-        try:
-            return self.runner.submit(job)
-        except RuntimeError:  # the runner is shut down: the window is closing
-            self._handlers.pop(job.id, None)
-            return None
-
-    def cancel(self, job_id: str | None) -> None:
-        if job_id:
-            self.runner.cancel(job_id)
-
-    def active(self, job_id: str | None) -> bool:
-        return bool(job_id) and job_id in self._handlers
-
-    def _on_event(self, job_id: str, event: Event) -> None:
-        handlers = self._handlers.get(job_id)
-        if handlers and handlers.on_event:
-            handlers.on_event(event)
-
-    def _end(self, job_id: str, how: str, error: HearthError | None) -> None:
-        handlers = self._handlers.pop(job_id, None)
-        if handlers and handlers.on_done:
-            handlers.on_done(how, error)
+        super().__init__(runner, "tune", parent)
 
 
 def system_name(system: str) -> str:
