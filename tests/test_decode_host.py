@@ -54,3 +54,11 @@ def test_cancel_ends_with_a_cancelled_result(host):
                 if events[-1].get("message") == "reconstruct":
                     assert c.post("/hearth/cancel", json={"request_id": "dec-1"}).json() == {"cancelled": True}
         assert events[-1]["type"] == "Result" and events[-1]["finish_reason"] == "cancelled"
+
+
+def test_wrongly_typed_fields_are_400_not_500(host):
+    with host.client() as c:
+        for bad in ({"sweep": ["x"]}, {"sweep": 3}, {"strength": "high"}, {"guidance": None}):
+            r = c.post("/hearth/decode/run", json={**SMALL, **bad})
+            assert r.status_code == 400, (bad, r.text)
+            assert next(iter(bad)) in r.json()["error"]["message"]

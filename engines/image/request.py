@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.core.errors import RequestError
+from engines.core.requests import from_json
 
 MODES = ("txt2img", "img2img", "inpaint")
 # The names A1111/ComfyUI users know; engines.image.schedulers maps them to diffusers classes.
@@ -109,22 +110,12 @@ class ImageRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ImageRequest":
-        if not isinstance(data, dict):
-            raise RequestError("The image request must be a JSON object.")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise RequestError(f"Unknown field(s) in the image request: {', '.join(unknown)}.",
-                               hint=f"Known fields: {', '.join(sorted(names))}.")
-        data = dict(data)
-        try:
+        def nested(data: dict) -> dict:
             data["loras"] = [LoraSpec(**l) if isinstance(l, dict) else LoraSpec(str(l)) for l in data.get("loras") or []]
             data["memory"] = MemoryOptions(**(data.get("memory") or {}))
-            obj = cls(**data)
-        except TypeError as exc:
-            raise RequestError(f"Invalid image request: {exc}.") from exc
-        obj.validate()
-        return obj
+            return data
+
+        return from_json(cls, data, "image request", nested)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,13 +14,14 @@ from engines.core.cancel import CancelToken
 from engines.core.errors import RequestError
 from engines.core.events import Event
 from engines.text.explore_source import ExploreSource, ExploreSources
-from engines.text.request import DEFAULT_SYSTEM_PROMPT, ChatRequest, _from_dict
+from engines.core.requests import from_json
+from engines.text.request import DEFAULT_SYSTEM_PROMPT, ChatRequest
 
 
 class _Request:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        return _from_dict(cls, data, f"{cls.__name__.removesuffix('Request').lower()} request")
+        return from_json(cls, data, f"{cls.__name__.removesuffix('Request').lower()} request")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

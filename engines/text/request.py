@@ -6,25 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.core.errors import RequestError
+from engines.core.requests import from_json
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 OVERFLOW_POLICIES = ("stop", "truncate")
 BACKENDS = ("auto", "llama", "transformers")
-
-
-def _from_dict(cls, data: dict[str, Any], what: str):
-    if not isinstance(data, dict):
-        raise RequestError(f"The {what} must be a JSON object.")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise RequestError(f"Unknown field(s) in the {what}: {', '.join(unknown)}.", hint=f"Known fields: {', '.join(sorted(names))}.")
-    try:
-        obj = cls(**data)
-    except TypeError as exc:
-        raise RequestError(f"Invalid {what}: {exc}.") from exc
-    obj.validate()
-    return obj
 
 
 @dataclass
@@ -52,7 +38,7 @@ class LoadRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LoadRequest":
-        return _from_dict(cls, data, "load request")
+        return from_json(cls, data, "load request")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +94,7 @@ class ChatRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ChatRequest":
-        return _from_dict(cls, data, "chat request")
+        return from_json(cls, data, "chat request")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

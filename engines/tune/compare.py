@@ -24,7 +24,8 @@ from engines.core.compare_stats import reward_win_rate
 from engines.core.devices import release_memory
 from engines.core.errors import RequestError
 from engines.core.events import Event, Progress, Result
-from engines.text.request import DEFAULT_SYSTEM_PROMPT, _from_dict
+from engines.core.requests import from_json
+from engines.text.request import DEFAULT_SYSTEM_PROMPT
 
 
 @dataclass
@@ -63,7 +64,7 @@ class CompareRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CompareRequest":
-        return _from_dict(cls, data, "compare request")
+        return from_json(cls, data, "compare request")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
