@@ -2,7 +2,10 @@
 
 For held-out scenes (engines/image/shapes.py: Scene.held_out), generate one 64x64 image each
 through Hearth's image engine and read colour, background, shape and position back with the
-pixel classifier in engines/image/shapes.py (which scores ~100% on the training renders).
+pixel grader in engines/image/shapes.py (100% on crisp renders, tests/test_image_shapes.py).
+
+It also grades the model's own VAE round trip of the true renders of the same scenes ("vae_ceiling"):
+the best any UNet can do with that VAE (small stars lose their points in a 16x16 latent).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/default_image_quality.py [--count 120] [--steps 20]
 
@@ -24,6 +27,32 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def vae_ceiling(model: str, scenes, seed: int) -> dict | None:
+    """Grade the VAE's reconstructions of the true renders: what a perfect UNet would score."""
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKL
+    from PIL import Image
+
+    from engines.image.shapes import classify, render
+
+    folder = ROOT / "assets" / "image-default" / "vae" if model == "default" else Path(model) / "vae"
+    if not (folder / "config.json").is_file():
+        return None
+    vae = AutoencoderKL.from_pretrained(folder, local_files_only=True)
+    rng = random.Random(seed)
+    x = torch.from_numpy(np.stack([np.asarray(render(s, rng), dtype=np.float32) / 127.5 - 1 for s in scenes]))
+    with torch.no_grad():
+        y = vae.decode(vae.encode(x.permute(0, 3, 1, 2)).latent_dist.mean).sample
+    y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    hits = {"color": 0, "background": 0, "shape": 0, "position": 0}
+    for scene, a in zip(scenes, y):
+        got = classify(Image.fromarray(a))
+        for k in hits:
+            hits[k] += got[k] == getattr(scene, k)
+    return {f"{k}_accuracy": round(v / len(scenes), 3) for k, v in hits.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--count", type=int, default=120, help="held-out scenes to try (seeded sample)")
@@ -43,7 +72,7 @@ def main(argv=None) -> int:
     from engines.image.request import ImageRequest
     from engines.image.shapes import all_scenes, classify
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("HEARTH_BENCH_THREADS", min(2, os.cpu_count() or 1))))
     scenes = [s for s in all_scenes() if s.held_out]
     scenes = random.Random(args.seed).sample(scenes, min(args.count, len(scenes)))
     hits = {"color": 0, "background": 0, "shape": 0, "position": 0}
@@ -65,6 +94,7 @@ def main(argv=None) -> int:
         engine.close()
     n = len(scenes)
     out = {f"{k}_accuracy": round(v / n, 3) for k, v in hits.items()}
+    out["vae_ceiling"] = vae_ceiling(args.model, scenes, args.seed)
     out.update({"images": n, "steps": args.steps, "guidance": args.guidance, "scheduler": args.scheduler,
                 "s_per_image": round(sorted(per_image)[n // 2], 3), "held_out_scenes": True})
     print(json.dumps(out))

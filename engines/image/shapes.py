@@ -61,13 +61,17 @@ def render(scene: Scene, rng: random.Random | None = None, size: int = SIZE) -> 
     r = SIZES[scene.size] * size / SIZE * rng.uniform(0.9, 1.1)
     cx = fx * size + rng.uniform(-2, 2) * size / SIZE
     cy = fy * size + rng.uniform(-2, 2) * size / SIZE
-    fill = COLORS[scene.color]
-    if scene.shape == "circle":
+    _draw_shape(draw, scene.shape, cx, cy, r, COLORS[scene.color])
+    return img
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
+    if shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif scene.shape == "square":
+    elif shape == "square":
         s = r * 0.9
         draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
-    elif scene.shape == "triangle":
+    elif shape == "triangle":
         draw.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)], fill=fill)
     else:  # star: five points, inner radius 0.42
         pts = []
@@ -76,7 +80,6 @@ def render(scene: Scene, rng: random.Random | None = None, size: int = SIZE) -> 
             rr = r * 1.1 if i % 2 == 0 else r * 0.46
             pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
         draw.polygon(pts, fill=fill)
-    return img
 
 
 # -- grading ----------------------------------------------------------------
@@ -88,38 +91,76 @@ def nearest_color(rgb) -> str:
     return _NAMES[int(np.argmin(((_PALETTE - np.asarray(rgb, dtype=np.float32)) ** 2).sum(1)))]
 
 
+def _template(shape: str, r: float) -> np.ndarray:
+    """A binary mask of ``shape`` at radius ``r``, drawn as render() draws it, centred in a 64x64 frame."""
+    img = Image.new("L", (SIZE, SIZE), 0)
+    _draw_shape(ImageDraw.Draw(img), shape, SIZE / 2, SIZE / 2, r, 255)
+    return np.asarray(img) > 127
+
+
+def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = mask[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def _best_shape(mask: np.ndarray) -> str:
+    """The shape whose template overlaps ``mask`` best (intersection over union).
+
+    Each template is scaled to the mask's area and moved onto its centroid, then nudged by up to 2 px and 10%
+    in size. Fill-ratio rules read soft edges wrongly (a faithful VAE reconstruction of a star read as a
+    triangle); overlap with the drawn shape does not depend on edge sharpness.
+    """
+    ys, xs = np.nonzero(mask)
+    cy, cx, area = ys.mean(), xs.mean(), float(mask.sum())
+    best, best_iou = SHAPES[0], -1.0
+    for shape in SHAPES:
+        ref = _template(shape, 10.0)
+        base_r = 10.0 * math.sqrt(area / ref.sum())
+        for scale in (0.9, 1.0, 1.1):
+            t = _template(shape, base_r * scale)
+            ty, tx = np.nonzero(t)
+            oy, ox = int(round(cy - ty.mean())), int(round(cx - tx.mean()))
+            for dy in (-2, -1, 0, 1, 2):
+                for dx in (-2, -1, 0, 1, 2):
+                    moved = _shift(t, oy + dy, ox + dx)
+                    iou = (moved & mask).sum() / float((moved | mask).sum())
+                    if iou > best_iou:
+                        best, best_iou = shape, iou
+    return best
+
+
 def classify(image: Image.Image) -> dict:
     """Read colour, background, shape and position back from pixels (flat-colour scenes only).
 
-    Background: the median border colour. Shape pixels: those whose nearest palette colour
-    differs from the background's. Shape: how much of its bounding box the shape fills
-    (square ~0.8-1, circle ~0.78, triangle ~0.5, star ~0.35). Position: the centroid's nearest
-    position centre.
+    Background: the median border colour. Shape pixels: those whose nearest palette colour differs from the
+    background's and that lie in the largest connected blob of them (specks elsewhere are noise). Colour: the
+    blob's most common palette colour; the outline is then where pixels are nearer that colour than the
+    background's. Shape: the best-overlapping drawn template (_best_shape). Position: the
+    blob centroid's nearest position centre.
     """
+    from scipy import ndimage
+
     a = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR), dtype=np.float32)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     background = nearest_color(np.median(border, axis=0))
     bg_rgb = np.asarray(COLORS[background], dtype=np.float32)
     labels = ((a[:, :, None, :] - _PALETTE[None, None]) ** 2).sum(-1).argmin(-1)
     mask = (labels != _NAMES.index(background)) & (np.abs(a - bg_rgb).sum(-1) > 90)
+    blobs, count = ndimage.label(mask)
+    if count:
+        mask = blobs == (np.bincount(blobs.ravel())[1:].argmax() + 1)
     if mask.sum() < 12:
         return {"background": background, "color": None, "shape": None, "position": None}
     counts = np.bincount(labels[mask], minlength=len(_NAMES))
     color = _NAMES[int(counts.argmax())]
+    # Then the outline: pixels nearer the shape's colour than the background's (the midpoint of a soft edge),
+    # in the blob's neighbourhood.
+    fg_rgb = np.asarray(COLORS[color], dtype=np.float32)
+    nearer = ((a - fg_rgb) ** 2).sum(-1) < ((a - bg_rgb) ** 2).sum(-1)
+    mask = nearer & ndimage.binary_dilation(mask, iterations=2)
     ys, xs = np.nonzero(mask)
     cx, cy = xs.mean() / SIZE, ys.mean() / SIZE
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][1][0] - cx) ** 2 + (POSITIONS[p][1][1] - cy) ** 2)
-    w, h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-    fill = mask.sum() / float(w * h)
-    # Corner pixels of the bounding box: a square fills them, a circle does not.
-    corner = mask[ys.min():ys.min() + 2, xs.min():xs.min() + 2].mean() + mask[ys.max() - 1:ys.max() + 1, xs.max() - 1:xs.max() + 1].mean()
-    bottom_row = mask[ys.max() - 1, xs.min():xs.max() + 1].mean()
-    if fill > 0.86 or (fill > 0.7 and corner > 1.0):
-        shape = "square"
-    elif fill > 0.66:
-        shape = "circle"
-    elif fill < 0.43 and bottom_row < 0.6:
-        shape = "star"
-    else:
-        shape = "triangle"
-    return {"background": background, "color": color, "shape": shape, "position": position}
+    return {"background": background, "color": color, "shape": _best_shape(mask), "position": position}
