@@ -39,4 +39,4 @@ def test_cli_with_the_bundled_model(tmp_path):
         got = classify(img)
     assert params.startswith("a large yellow square in the center on a blue background\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64")
     assert "Model: default" in params
-    assert got["background"] == "blue" and got["color"] == "yellow", got
+    assert got["background"] == "blue" and got["color"] == "yellow" and got["shape"] == "square", got
