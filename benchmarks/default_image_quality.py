@@ -29,28 +29,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def vae_ceiling(model: str, scenes, seed: int) -> dict | None:
     """Grade the VAE's reconstructions of the true renders: what a perfect UNet would score."""
-    import numpy as np
-    import torch
     from diffusers import AutoencoderKL
-    from PIL import Image
 
-    from engines.image.shapes import classify, render
+    from engines.image.shapes import accuracy, render, vae_round_trip
 
     folder = ROOT / "assets" / "image-default" / "vae" if model == "default" else Path(model) / "vae"
     if not (folder / "config.json").is_file():
         return None
     vae = AutoencoderKL.from_pretrained(folder, local_files_only=True)
     rng = random.Random(seed)
-    x = torch.from_numpy(np.stack([np.asarray(render(s, rng), dtype=np.float32) / 127.5 - 1 for s in scenes]))
-    with torch.no_grad():
-        y = vae.decode(vae.encode(x.permute(0, 3, 1, 2)).latent_dist.mean).sample
-    y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    hits = {"color": 0, "background": 0, "shape": 0, "position": 0}
-    for scene, a in zip(scenes, y):
-        got = classify(Image.fromarray(a))
-        for k in hits:
-            hits[k] += got[k] == getattr(scene, k)
-    return {f"{k}_accuracy": round(v / len(scenes), 3) for k, v in hits.items()}
+    acc = accuracy(scenes, vae_round_trip(vae, [render(s, rng) for s in scenes]))
+    return {f"{k}_accuracy": round(v, 3) for k, v in acc.items()}
 
 
 def main(argv=None) -> int:
@@ -70,13 +59,12 @@ def main(argv=None) -> int:
     from engines.core.events import Result
     from engines.image.engine import ImageEngine
     from engines.image.request import ImageRequest
-    from engines.image.shapes import all_scenes, classify
+    from engines.image.shapes import accuracy, all_scenes
 
-    torch.set_num_threads(int(os.environ.get("HEARTH_BENCH_THREADS", min(2, os.cpu_count() or 1))))
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
     scenes = [s for s in all_scenes() if s.held_out]
     scenes = random.Random(args.seed).sample(scenes, min(args.count, len(scenes)))
-    hits = {"color": 0, "background": 0, "shape": 0, "position": 0}
-    per_image = []
+    images, per_image = [], []
     with tempfile.TemporaryDirectory() as home:
         os.environ["HEARTH_HOME"] = home
         engine = ImageEngine(outputs_dir=Path(home) / "out")
@@ -86,14 +74,12 @@ def main(argv=None) -> int:
                                width=64, height=64, seed=args.seed + i, scheduler=args.scheduler, preview_every=0)
             result = [e for e in engine.generate(req, CancelToken(), out_path=Path(home) / "img.png") if isinstance(e, Result)][0]
             with Image.open(result.data["images"][0]["path"]) as img:
-                got = classify(img)
-            for k in hits:
-                hits[k] += got[k] == getattr(scene, k)
+                images.append(img.copy())
             per_image.append(time.perf_counter() - started)
             started = time.perf_counter()
         engine.close()
     n = len(scenes)
-    out = {f"{k}_accuracy": round(v / n, 3) for k, v in hits.items()}
+    out = {f"{k}_accuracy": round(v, 3) for k, v in accuracy(scenes, images).items()}
     out["vae_ceiling"] = vae_ceiling(args.model, scenes, args.seed)
     out.update({"images": n, "steps": args.steps, "guidance": args.guidance, "scheduler": args.scheduler,
                 "s_per_image": round(sorted(per_image)[n // 2], 3), "held_out_scenes": True})

@@ -1,10 +1,12 @@
 """Procedural captioned images for the bundled image model, and a pixel classifier to grade it.
 
 Shared by tools/train_default_image_model.py (training data), benchmarks/default_image_quality.py
-(held-out prompts and grading) and engines/decode (procedural stimuli with known labels). numpy + Pillow only.
+(held-out prompts and grading), tests/test_image_shapes.py and engines/decode (procedural stimuli with known
+labels). numpy, Pillow and scipy; torch only inside vae_round_trip.
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -91,40 +93,38 @@ def nearest_color(rgb) -> str:
     return _NAMES[int(np.argmin(((_PALETTE - np.asarray(rgb, dtype=np.float32)) ** 2).sum(1)))]
 
 
+@functools.lru_cache(maxsize=None)
+def _reference_area(shape: str) -> int:
+    return int(_template(shape, 10.0).sum())
+
+
 def _template(shape: str, r: float) -> np.ndarray:
-    """A binary mask of ``shape`` at radius ``r``, drawn as render() draws it, centred in a 64x64 frame."""
+    """A 0/1 mask of ``shape`` at radius ``r``, drawn as render() draws it, centred in a 64x64 frame."""
     img = Image.new("L", (SIZE, SIZE), 0)
-    _draw_shape(ImageDraw.Draw(img), shape, SIZE / 2, SIZE / 2, r, 255)
-    return np.asarray(img) > 127
+    _draw_shape(ImageDraw.Draw(img), shape, SIZE / 2, SIZE / 2, r, 1)
+    return np.asarray(img)
 
 
-def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = mask[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
-
-
-def _best_shape(mask: np.ndarray) -> str:
-    """The shape whose template overlaps ``mask`` best (intersection over union).
+def _best_shape(mask: np.ndarray, cy: float, cx: float) -> str:
+    """The shape whose template overlaps ``mask`` (centroid ``cy``, ``cx`` in pixels) best, by intersection over union.
 
     Each template is scaled to the mask's area and moved onto its centroid, then nudged by up to 2 px and 10%
     in size. Fill-ratio rules read soft edges wrongly (a faithful VAE reconstruction of a star read as a
     triangle); overlap with the drawn shape does not depend on edge sharpness.
     """
-    ys, xs = np.nonzero(mask)
-    cy, cx, area = ys.mean(), xs.mean(), float(mask.sum())
+    from scipy import ndimage
+
+    area = float(mask.sum())
     best, best_iou = SHAPES[0], -1.0
     for shape in SHAPES:
-        ref = _template(shape, 10.0)
-        base_r = 10.0 * math.sqrt(area / ref.sum())
+        base_r = 10.0 * math.sqrt(area / _reference_area(shape))
         for scale in (0.9, 1.0, 1.1):
             t = _template(shape, base_r * scale)
             ty, tx = np.nonzero(t)
             oy, ox = int(round(cy - ty.mean())), int(round(cx - tx.mean()))
             for dy in (-2, -1, 0, 1, 2):
                 for dx in (-2, -1, 0, 1, 2):
-                    moved = _shift(t, oy + dy, ox + dx)
+                    moved = ndimage.shift(t, (oy + dy, ox + dx), order=0, cval=0, prefilter=False).astype(bool)
                     iou = (moved & mask).sum() / float((moved | mask).sum())
                     if iou > best_iou:
                         best, best_iou = shape, iou
@@ -161,6 +161,30 @@ def classify(image: Image.Image) -> dict:
     nearer = ((a - fg_rgb) ** 2).sum(-1) < ((a - bg_rgb) ** 2).sum(-1)
     mask = nearer & ndimage.binary_dilation(mask, iterations=2)
     ys, xs = np.nonzero(mask)
-    cx, cy = xs.mean() / SIZE, ys.mean() / SIZE
-    position = min(POSITIONS, key=lambda p: (POSITIONS[p][1][0] - cx) ** 2 + (POSITIONS[p][1][1] - cy) ** 2)
-    return {"background": background, "color": color, "shape": _best_shape(mask), "position": position}
+    cy, cx = ys.mean(), xs.mean()
+    position = min(POSITIONS, key=lambda p: (POSITIONS[p][1][0] - cx / SIZE) ** 2 + (POSITIONS[p][1][1] - cy / SIZE) ** 2)
+    return {"background": background, "color": color, "shape": _best_shape(mask, cy, cx), "position": position}
+
+
+ATTRIBUTES = ("color", "background", "shape", "position")
+
+
+def accuracy(scenes, images) -> dict[str, float]:
+    """The share of ``images`` in which classify() reads each attribute of its scene."""
+    hits = dict.fromkeys(ATTRIBUTES, 0)
+    for scene, img in zip(scenes, images, strict=True):
+        got = classify(img)
+        for k in ATTRIBUTES:
+            hits[k] += got[k] == getattr(scene, k)
+    return {k: v / len(scenes) for k, v in hits.items()}
+
+
+def vae_round_trip(vae, images) -> list[Image.Image]:
+    """``images`` through an AutoencoderKL and back (the latent mean, no sampling): what a perfect UNet could draw."""
+    import torch
+
+    x = torch.from_numpy(np.stack([np.asarray(img.convert("RGB"), dtype=np.float32) / 127.5 - 1 for img in images]))
+    with torch.no_grad():
+        y = vae.decode(vae.encode(x.permute(0, 3, 1, 2)).latent_dist.mean).sample
+    y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a) for a in y]
