@@ -15,7 +15,7 @@ endif
 export CMAKE_ARGS
 STAMP := $(VENV)/.hearth-installed
 
-.PHONY: run test bench env clean-env
+.PHONY: run test bench env clean-env installer installer-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The PyInstaller bundle dist/Hearth (executable dist/Hearth/hearth) and its archive; see packaging/README.md.
+INSTALLER_STAMP := $(VENV)/.hearth-installer-tools
+$(INSTALLER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[installer]"
+	touch $(INSTALLER_STAMP)
+
+installer: $(INSTALLER_STAMP)
+	rm -rf dist/Hearth dist/Hearth-*.tar.gz
+	$(PY) -m PyInstaller packaging/hearth.spec --noconfirm --distpath dist --workpath build/pyinstaller --log-level WARN
+	$(PY) packaging/make_archive.py
+
+# The frozen self-test in a clean environment (no venv, temporary HOME, offline where unshare -n works).
+installer-check: installer
+	bash packaging/check_frozen.sh dist/Hearth-*.tar.gz
 
 clean-env:
 	rm -rf $(VENV)

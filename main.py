@@ -1,8 +1,9 @@
 """Hearth's entry point.
 
 ``python main.py`` opens the desktop app; subcommands run the same engine code headless:
-``serve`` (the engine host), ``chat``, ``image``, ``decode``, ``models``, ``train``, ``export-job``, ``explore``. Heavy modules are imported inside the
-subcommand that needs them, so the GUI starts without touching torch.
+``serve`` (the engine host), ``chat``, ``image``, ``decode``, ``models``, ``train``, ``export-job``, ``explore``,
+``selftest``. Heavy modules are imported inside the subcommand that needs them, so the GUI starts without
+touching torch. Frozen by PyInstaller, this is the ``hearth`` executable and the same arguments apply.
 """
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_explore_parser(sub)
 
+    selftest = sub.add_parser("selftest", help="check this Hearth end to end: data folder, engine host, bundled models, window")
+    selftest.add_argument("--json", action="store_true", help="print one JSON object last")
+    # The self-test's window check runs in a process of its own (no help: not for users).
+    sub.add_parser("gui-probe")
+
     models = sub.add_parser("models", help="list the models Hearth can see")
     models.add_argument("--folder", action="append", default=[], help="extra model folder to scan")
     models.add_argument("--context-length", type=int, default=4096)
@@ -71,6 +77,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    # Frozen, a child process that multiprocessing starts is this executable again: freeze_support
+    # runs the child's work and exits instead of opening a second window. A no-op from source.
+    multiprocessing.freeze_support()
     args = _build_parser().parse_args(argv)
     if args.command is None:
         from desktop.app import run_app
@@ -107,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             from engines.text.explore_cli import run_explore
 
             return run_explore(args)
+        if args.command == "selftest":
+            from engines.selftest import run_cli as run_selftest
+
+            return run_selftest(args)
+        if args.command == "gui-probe":
+            from desktop.selftest_probe import run_probe
+
+            return run_probe()
         if args.command == "models":
             from engines.models.cli import run_models
 

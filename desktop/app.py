@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-THEME = Path(__file__).with_name("theme.qss")
-ICONS = Path(__file__).with_name("icons")
+from engines.core.resources import resource
+
+THEME = resource("desktop", "theme.qss")
+ICONS = resource("desktop", "icons")
 
 
 PALETTE = {
@@ -39,6 +40,7 @@ def apply_theme(app: QApplication) -> None:
 def run_app(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv)
     app.setApplicationName("Hearth")
+    app.setWindowIcon(QIcon(str(resource("assets", "icons", "hearth.png"))))
     apply_theme(app)
 
     from engines.core.errors import HearthError
@@ -53,6 +55,9 @@ def run_app(argv: list[str] | None = None) -> int:
         QMessageBox.critical(None, "Hearth cannot start", str(exc))
         return 2
     window = MainWindow(session)
+    from desktop.startup_report import attach as attach_startup_report
+
+    attach_startup_report(window)
     window.show()
     # The host starts once the window is up, so nothing it does delays the first paint.
     QTimer.singleShot(0, session.start_host)

@@ -95,6 +95,9 @@ class MainWindow(QMainWindow):
         self.tune.chat_requested.connect(self._chat_with_adapter)
         self.explore.status_changed.connect(self.job_label.setText)
         self._set_host_state("starting", "Engine host starting…")
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&Self-test…", self.open_selftest)
+        help_menu.addAction("&About Hearth", self._about)
 
         self.room_list.setCurrentRow(0)
         geometry = session.settings.get("window.geometry", "")
@@ -105,6 +108,24 @@ class MainWindow(QMainWindow):
 
     def show_room(self, name: str) -> None:
         self.room_list.setCurrentRow(ROOMS.index(name))
+
+    def open_selftest(self) -> None:
+        from desktop.widgets.selftest_dialog import SelfTestDialog
+
+        dialog = SelfTestDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        dialog.start()
+        self.selftest_dialog = dialog
+
+    def _about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        from engines.core.version import __version__
+        from engines.core.paths import home
+
+        QMessageBox.about(self, "About Hearth", f"Hearth {__version__}\nLocal, offline generative AI studio.\n"
+                                                f"Your data: {home()}")
 
     def _chat_with_adapter(self, adapter: str, base: str) -> None:
         self.show_room("Chat")

@@ -66,3 +66,23 @@ def test_qt_bindings_keep_reference_counts(qapp):
         label.setText("x")
         qapp.processEvents()
     assert sys.getrefcount(None) >= before - 50, "these PySide6 bindings leak None references (see docstring)"
+
+
+def test_help_menu_runs_the_selftest_and_shows_each_line(open_hearth, qtbot, monkeypatch):
+    import desktop.widgets.selftest_dialog as dialog_module
+
+    script = ("import sys; print('PASS  data folder    /tmp is writable (0.0 s)'); "
+              "print('FAIL  text model     The bundled file x.gguf is missing. (0.1 s)'); sys.exit(1)")
+    seen = []
+    monkeypatch.setattr(dialog_module, "child_command", lambda *args: seen.append(args) or [sys.executable, "-c", script])
+    hearth = open_hearth(host=None)
+    help_menu = next(a.menu() for a in hearth.window.menuBar().actions() if a.text() == "&Help")
+    action = next(a for a in help_menu.actions() if a.text().startswith("&Self-test"))
+    action.trigger()
+    dialog = hearth.window.selftest_dialog
+    qtbot.waitUntil(lambda: dialog.passed is not None, timeout=20000)
+    assert seen == [("selftest",)]
+    text = dialog.output.toPlainText()
+    assert "PASS  data folder" in text and "FAIL  text model" in text and "x.gguf" in text
+    assert dialog.passed is False and "failed" in dialog.status.text()
+    dialog.close()

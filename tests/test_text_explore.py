@@ -163,7 +163,7 @@ def test_bundled_model_king_man_woman_gives_queen(service):
     assert not {"man", "king", "woman"} & {r["word"].lower() for r in out["results"]}
     near = service.neighbours(NeighboursRequest(word="Paris", top=10))
     assert {"London", "France", "Berlin"} <= {r["word"] for r in near["results"]}
-    relations = json.loads((__import__("engines.core.paths", fromlist=["x"]).assets_dir() / "explore" / "relations.json").read_text())
+    relations = json.loads((__import__("engines.core.resources", fromlist=["x"]).assets_dir() / "explore" / "relations.json").read_text())
     for relation in relations["relations"]:
         plot = service.projection(ProjectionRequest(pairs=relation["pairs"]))
         assert len(plot["points"]) == 2 * len(relation["pairs"]) and len(plot["arrows"]) == len(relation["pairs"])

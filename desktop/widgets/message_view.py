@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 
 import math
-from pathlib import Path
 from typing import Callable, Iterable
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -18,8 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.conversations import Message
+from engines.core.resources import resource
 
-ICONS = Path(__file__).resolve().parents[1] / "icons"
+ICONS = resource("desktop", "icons")
 CODE_BACKGROUND = QColor("#0e1013")
 INLINE_CODE_BACKGROUND = QColor("#262a31")
 

@@ -25,10 +25,11 @@ from typing import Any, Callable, Iterable
 
 from engines.core.errors import RequestError
 from engines.core.paths import atomic_write_text
+from engines.core.resources import resource
 from engines.core.storage import Database
 
 OUTCOMES = ("a", "b", "tie", "skip")
-STARTER_PROMPTS = Path(__file__).resolve().parents[2] / "assets" / "prompts" / "starter.jsonl"
+STARTER_PROMPTS = resource("assets", "prompts", "starter.jsonl")
 ELO_START = 1000.0
 ELO_K = 32.0
 CHAT_THUMBS_SOURCE = "chat:thumbs"  # the prompt set that holds thumbed Chat replies

@@ -6,9 +6,10 @@ on its arguments like ``main.py`` does; otherwise it is Python and needs ``main.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-MAIN = Path(__file__).resolve().parents[2] / "main.py"
+from engines.core.resources import resource
+
+MAIN = resource("main.py")
 
 
 def child_command(*args: str) -> list[str]:

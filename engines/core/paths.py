@@ -33,15 +33,6 @@ def cache_dir() -> Path:
     return path
 
 
-def assets_dir() -> Path:
-    """Files shipped with Hearth (presets, small task sets, icons): ``assets/`` beside main.py."""
-    import sys
-
-    frozen_root = getattr(sys, "_MEIPASS", None)  # PyInstaller unpacks data files there
-    root = Path(frozen_root) if frozen_root else Path(__file__).resolve().parents[2]
-    return root / "assets"
-
-
 def database_path() -> Path:
     return home() / "hearth.sqlite3"
 

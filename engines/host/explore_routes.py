@@ -52,7 +52,7 @@ async def fewshot_tasks(request: Request):
 
 @router.get("/presets")
 async def presets(request: Request):
-    from engines.core.paths import assets_dir
+    from engines.core.resources import assets_dir
 
     def read() -> dict:
         return json.loads((assets_dir() / "explore" / "relations.json").read_text(encoding="utf-8"))

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Iterable
 
 from engines.core.errors import HearthError, ModelFileError, UnsupportedModelError
+from engines.core.resources import resource
 from engines.models.hf_folder import PICKLE_SUFFIXES, read_config
 from engines.models.safetensors_file import read_safetensors
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_IMAGE_DIR = ROOT / "assets" / "image-default"
-SINGLE_FILE_CONFIGS = ROOT / "assets" / "sd-configs"
+BUNDLED_IMAGE_DIR = resource("assets", "image-default")
+SINGLE_FILE_CONFIGS = resource("assets", "sd-configs")
 DEFAULT_ID = "default"
 CHECKPOINT_FOLDERS = ("stable-diffusion", "checkpoints")  # A1111 models/Stable-diffusion, ComfyUI models/checkpoints
 LORA_FOLDERS = ("lora", "loras")  # A1111 models/Lora, ComfyUI models/loras

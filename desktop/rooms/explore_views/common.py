@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from PySide6.QtCore import QObject, QRectF, QSize, Qt
@@ -11,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from engines.core.errors import HearthError
 from engines.core.events import Event, Result
+from engines.core.resources import resource
 from desktop.job_router import JobRouter
 from desktop.jobs import Job, JobRunner
 from desktop.widgets.panels import Card as _Card
@@ -198,4 +198,4 @@ QSlider::handle:horizontal {{ background: {ACCENT}; width: 14px; height: 14px; m
 QProgressBar#JobProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
 QProgressBar#JobProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
 QTextBrowser#PagePreview {{ background: #ffffff; color: #111111; border: 1px solid #262a31; border-radius: 8px; }}
-""".replace("@CHECK@", (Path(__file__).resolve().parents[2] / "icons" / "check.svg").as_posix())
+""".replace("@CHECK@", resource("desktop", "icons", "check.svg").as_posix())

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engines.core.paths import assets_dir
+from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, ScoreBars, muted, pyqtgraph, style_plot
 
 FROM_COLOUR = "#7aa2f7"

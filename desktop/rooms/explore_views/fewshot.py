@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.events import Metric, Progress, Result, Token
-from engines.core.paths import assets_dir
+from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, mono_font, muted, pyqtgraph, style_plot
 
 DEFAULT_KS = (0, 1, 2, 4, 8)

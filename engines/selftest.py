@@ -1,0 +1,313 @@
+"""``hearth selftest``: checks that this Hearth (from source or frozen) works end to end.
+
+Each check prints one line (PASS/FAIL, name, reason) as it finishes; ``--json`` adds one JSON object
+last. The engine host, the bundled models and the main window run in child processes started through
+the one child-command helper, so the frozen app checks itself the same way it runs. Those children
+get a temporary data folder: a self-test never writes into the user's conversations or gallery.
+
+Stdlib only (and the light parts of engines): this process never imports torch or Qt.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from engines.core.version import __version__
+from engines.core import paths, resources
+from engines.core.errors import HearthError
+from engines.core.launch import child_command
+from engines.text.request import DEFAULT_SYSTEM_PROMPT
+
+HOST_READY_PREFIX = "HEARTH_HOST_READY"  # printed by engines.host.server.serve
+HOST_START_S = 180.0
+QUESTION = "What is the capital of France?"
+IMAGE_PROMPT = "a large red circle in the center on a white background"
+ML_MODULES = ("torch", "transformers", "diffusers", "peft", "trl", "llama_cpp", "accelerate")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name:<14} {self.detail} ({self.seconds:.1f} s)"
+
+
+class CheckFailed(Exception):
+    """A check's reason for failing, in words a user can act on."""
+
+
+# -- bundled files --------------------------------------------------------------------------
+def bundled_files() -> list[Path]:
+    """Every bundled file Hearth cannot work without; raises CheckFailed naming the first bad one."""
+    from engines.models.gguf_file import inspect_gguf
+    from engines.models.image_models import BUNDLED_IMAGE_DIR, SINGLE_FILE_CONFIGS
+    from engines.models.registry import bundled_default_path
+    from engines.models.safetensors_file import read_safetensors
+
+    checked: list[Path] = []
+    try:
+        gguf = bundled_default_path()
+        inspect_gguf(gguf, source="bundled", entry_id="default")  # header, metadata and tensor bounds
+        checked.append(gguf)
+    except HearthError as exc:
+        raise CheckFailed(str(exc)) from exc
+    json_files = [BUNDLED_IMAGE_DIR / "model_index.json", BUNDLED_IMAGE_DIR / "tokenizer" / "tokenizer.json",
+                  resources.resource("assets", "explore", "fewshot_tasks.json"),
+                  resources.resource("assets", "explore", "relations.json")]
+    for component in ("unet", "vae", "text_encoder"):
+        folder = BUNDLED_IMAGE_DIR / component
+        json_files.append(folder / "config.json")
+        weights = next(iter(sorted(folder.glob("*.safetensors"))), folder / "model.safetensors")
+        try:
+            read_safetensors(weights)
+        except HearthError as exc:
+            raise CheckFailed(str(exc)) from exc
+        checked.append(weights)
+    for path in json_files:
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise CheckFailed(f"The bundled file {path} is missing.") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckFailed(f"The bundled file {path} is damaged ({exc}).") from exc
+        checked.append(path)
+    for path in (resources.resource("desktop", "theme.qss"), resources.resource("assets", "prompts", "starter.jsonl"),
+                 SINGLE_FILE_CONFIGS):
+        if not path.exists():
+            raise CheckFailed(f"The bundled file {path} is missing.")
+        checked.append(path)
+    return checked
+
+
+def check_bundled_files() -> str:
+    files = bundled_files()
+    return f"{len(files)} bundled files present and readable (text model: {files[0].name})"
+
+
+def check_data_folder() -> str:
+    where = os.environ.get("HEARTH_HOME") or "the data folder"
+    try:
+        home = paths.home()
+        where = str(home)
+        probe = home / f".selftest-{os.getpid()}"
+        try:
+            paths.atomic_write_text(probe, "ok")
+            if probe.read_text(encoding="utf-8") != "ok":
+                raise CheckFailed(f"{home} does not read back what was written.")
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise CheckFailed(f"The data folder {where} is not writable ({exc.strerror or exc}). "
+                          "Set HEARTH_HOME to a folder you can write to.") from exc
+    from engines.core.storage import Database
+
+    try:
+        Database().close()
+    except HearthError as exc:
+        raise CheckFailed(str(exc)) from exc
+    return f"{home} is writable and its database opens"
+
+
+# -- the engine host ------------------------------------------------------------------------
+class HostProcess:
+    """An engine host child on a free loopback port with a per-run key."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.key = secrets.token_urlsafe()
+        self.env = dict(env, HEARTH_API_KEY=self.key, PYTHONUNBUFFERED="1")
+        self.process: subprocess.Popen | None = None
+        self.base_url = ""
+        self._stderr: list[str] = []
+
+    def start(self, timeout: float = HOST_START_S) -> str:
+        self.process = subprocess.Popen(child_command("serve", "--port", "0", "--parent-pid", str(os.getpid())),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        ready: list[str] = []
+        reader = threading.Thread(target=self._read_ready, args=(ready,), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not ready:
+            self.stop()
+            tail = " | ".join(self._stderr[-3:])
+            raise CheckFailed(f"The engine host did not start within {timeout:.0f} s" + (f": {tail}" if tail else "."))
+        port = int(json.loads(ready[0][len(HOST_READY_PREFIX):])["port"])
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    def _read_ready(self, ready: list[str]) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith(HOST_READY_PREFIX):
+                ready.append(line.strip())
+                return
+
+    def _drain_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            if line.strip():
+                self._stderr.append(line.strip())
+
+    def request(self, method: str, path: str, body: dict | None = None, timeout: float = 300.0):
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+        try:
+            return urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            raise CheckFailed(f"{method} {path} answered {exc.code}: {exc.read().decode('utf-8', 'replace')[:300]}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise CheckFailed(f"{method} {path} failed: {exc}") from exc
+
+    def json(self, method: str, path: str, body: dict | None = None, timeout: float = 300.0) -> dict:
+        with self.request(method, path, body, timeout) as response:
+            return json.loads(response.read())
+
+    def events(self, path: str, body: dict, timeout: float = 600.0) -> Iterator[dict]:
+        """The SSE events of one Hearth job."""
+        with self.request("POST", path, body, timeout) as response:
+            for raw in response:
+                line = raw.decode("utf-8").strip()
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    yield json.loads(line[len("data: "):])
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def check_host(host: HostProcess) -> str:
+    url = host.start()
+    health = host.json("GET", "/hearth/health")
+    if health.get("status") != "ok":
+        raise CheckFailed(f"The engine host answered {health!r} on /hearth/health.")
+    return f"answers on {url} (pid {health.get('pid')})"
+
+
+def check_text(host: HostProcess) -> str:
+    reply = host.json("POST", "/v1/chat/completions", {
+        "model": "default", "messages": [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+                                         {"role": "user", "content": QUESTION}],
+        "temperature": 0, "max_tokens": 32, "seed": 0})
+    text = reply["choices"][0]["message"]["content"].strip()
+    if "paris" not in text.lower():
+        raise CheckFailed(f"The bundled text model answered {text!r} to {QUESTION!r} (expected Paris).")
+    return f"the bundled model answers {text!r}"
+
+
+def check_image(host: HostProcess) -> str:
+    body = {"prompt": IMAGE_PROMPT, "model": "default", "steps": 8, "width": 64, "height": 64, "seed": 1,
+            "preview_every": 0}
+    result: dict = {}
+    for event in host.events("/hearth/image/generate", body):
+        if event.get("type") == "Error":
+            raise CheckFailed(f"The image job failed: {event.get('error', {}).get('message')}")
+        if event.get("type") == "Result":
+            result = event.get("data") or {}
+    images = result.get("images") or []
+    if not images:
+        raise CheckFailed("The image job finished without an image.")
+    path = Path(images[0]["path"])
+    if not path.is_file() or path.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+        raise CheckFailed(f"The image job did not write a PNG at {path}.")
+    data = path.read_bytes()
+    if b"parameters" not in data or IMAGE_PROMPT.encode("utf-8") not in data:
+        raise CheckFailed(f"{path} has no A1111 'parameters' text with the prompt.")
+    return f"the bundled model wrote a {len(data)}-byte PNG with its parameters"
+
+
+def check_window(env: dict[str, str]) -> str:
+    try:
+        done = subprocess.run(child_command("gui-probe"), env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise CheckFailed("The main window did not open within 120 s.") from exc
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CheckFailed(f"The main window did not open (exit {done.returncode}): {tail}")
+    probe = json.loads(lines[-1])
+    if not probe.get("shown"):
+        raise CheckFailed("The main window was created but not shown.")
+    if probe.get("ml_imported"):
+        raise CheckFailed(f"The GUI process imported {', '.join(probe['ml_imported'])}: it must leave them to the host.")
+    return (f"opened on the {probe.get('platform')} platform in {probe.get('seconds', 0):.2f} s; "
+            "the GUI process has not imported torch")
+
+
+# -- the run --------------------------------------------------------------------------------
+def run_checks(report: Callable[[Check], None] = lambda check: None) -> list[Check]:
+    checks: list[Check] = []
+
+    def run(name: str, fn: Callable[[], str]) -> bool:
+        started = time.perf_counter()
+        try:
+            check = Check(name, True, fn())
+        except CheckFailed as exc:
+            check = Check(name, False, str(exc))
+        except Exception as exc:  # a bug: still one line with the reason, never a traceback
+            check = Check(name, False, f"{type(exc).__name__}: {exc}")
+        check.seconds = round(time.perf_counter() - started, 2)
+        checks.append(check)
+        report(check)
+        return check.ok
+
+    run("bundled files", check_bundled_files)
+    run("data folder", check_data_folder)
+    scratch = Path(tempfile.mkdtemp(prefix="hearth-selftest-"))
+    env = dict(os.environ, HEARTH_HOME=str(scratch / "home"), HF_HUB_OFFLINE="1")
+    host = HostProcess(env)
+    try:
+        if run("engine host", lambda: check_host(host)):
+            run("text model", lambda: check_text(host))
+            run("image model", lambda: check_image(host))
+        else:
+            for name in ("text model", "image model"):
+                skipped = Check(name, False, "not run: the engine host did not start")
+                checks.append(skipped)
+                report(skipped)
+        host.stop()
+        run("main window", lambda: check_window(env))
+    finally:
+        host.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return checks
+
+
+def summary(checks: list[Check]) -> dict:
+    return {"ok": all(c.ok for c in checks), "version": __version__, "frozen": resources.is_frozen(),
+            "executable": sys.executable, "checks": [asdict(c) for c in checks]}
+
+
+def run_cli(args) -> int:
+    print(f"Hearth {__version__} self-test ({'frozen' if resources.is_frozen() else 'from source'}: {sys.executable})",
+          flush=True)
+    checks = run_checks(lambda check: print(check.line(), flush=True))
+    failed = [c.name for c in checks if not c.ok]
+    # Not pytest's "N passed, N failed" wording: CI reads that line as the test count.
+    print(f"self-test: {len(failed)} of {len(checks)} checks failed" if failed else
+          f"self-test: all {len(checks)} checks passed", flush=True)
+    if args.json:
+        print(json.dumps(summary(checks)), flush=True)
+    return 0 if not failed else 1
