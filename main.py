@@ -66,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     selftest = sub.add_parser("selftest", help="check this Hearth end to end: data folder, engine host, bundled models, window")
     selftest.add_argument("--json", action="store_true", help="print one JSON object last")
+    selftest.add_argument("--full", action="store_true", help="also run a small decoding demo and a one-step training job")
     # The self-test's window check runs in a process of its own (no help: not for users).
     sub.add_parser("gui-probe")
 

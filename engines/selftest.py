@@ -1,7 +1,7 @@
 """``hearth selftest``: checks that this Hearth (from source or frozen) works end to end.
 
 Each check prints one line (PASS/FAIL, name, reason) as it finishes; ``--json`` adds one JSON object
-last. The engine host, the bundled models and the main window run in child processes started through
+last. ``--full`` adds the longer checks: a small decoding demo and a one-step LoRA training job. The engine host, the bundled models and the main window run in child processes started through
 the one child-command helper, so the frozen app checks itself the same way it runs. Those children
 get a temporary data folder: a self-test never writes into the user's conversations or gallery.
 
@@ -256,8 +256,45 @@ def check_window(env: dict[str, str]) -> str:
             "the GUI process has not imported torch")
 
 
+# -- the longer checks (--full) -------------------------------------------------------------
+def _run_child(args: list[str], env: dict[str, str], timeout: float, what: str) -> None:
+    try:
+        done = subprocess.run(child_command(*args), env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise CheckFailed(f"{what} did not finish within {timeout:.0f} s.") from exc
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise CheckFailed(f"{what} failed (exit {done.returncode}): {lines[-1]}")
+
+
+def check_decode(env: dict[str, str], scratch: Path) -> str:
+    out = scratch / "decode"
+    _run_child(["decode", "--demo", "--voxels", "300", "--train", "40", "--test", "2", "--samples", "1", "--steps", "4",
+                "--seed", "0", "--out", str(out)], env, 900, "The decoding demo")
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    if not (out / "figure.png").is_file():
+        raise CheckFailed(f"The decoding demo wrote no figure into {out}.")
+    return f"simulated fMRI decoded and reconstructed; {len(metrics)} metric groups and a figure written"
+
+
+def check_tune(env: dict[str, str], scratch: Path) -> str:
+    data = scratch / "prefs.jsonl"
+    pairs = [("Say hello.", "Hello!", "Go away."), ("Name a colour.", "Blue.", "I will not."),
+             ("What is 2 + 2?", "4.", "Fish."), ("Greet me.", "Good morning!", "No.")]
+    paths.atomic_write_text(data, "".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n" for p, c, r in pairs))
+    run = scratch / "run"
+    job = {"method": "dpo", "base_model": "default", "dataset": str(data), "output_dir": str(run), "max_steps": 1,
+           "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}
+    paths.atomic_write_text(scratch / "job.json", json.dumps(job))
+    _run_child(["train", "--job", str(scratch / "job.json")], env, 900, "The training job")
+    adapter = run / "adapter_model.safetensors"
+    if not adapter.is_file():
+        raise CheckFailed(f"The training job wrote no LoRA adapter at {adapter}.")
+    return f"a one-step DPO job on the bundled model wrote its LoRA adapter ({adapter.stat().st_size // 1024} KB)"
+
+
 # -- the run --------------------------------------------------------------------------------
-def run_checks(report: Callable[[Check], None] = lambda check: None) -> list[Check]:
+def run_checks(report: Callable[[Check], None] = lambda check: None, full: bool = False) -> list[Check]:
     checks: list[Check] = []
 
     def run(name: str, fn: Callable[[], str]) -> bool:
@@ -289,6 +326,9 @@ def run_checks(report: Callable[[Check], None] = lambda check: None) -> list[Che
                 report(skipped)
         host.stop()
         run("main window", lambda: check_window(env))
+        if full:
+            run("decode", lambda: check_decode(env, scratch))
+            run("tune", lambda: check_tune(env, scratch))
     finally:
         host.stop()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -303,7 +343,7 @@ def summary(checks: list[Check]) -> dict:
 def run_cli(args) -> int:
     print(f"Hearth {__version__} self-test ({'frozen' if resources.is_frozen() else 'from source'}: {sys.executable})",
           flush=True)
-    checks = run_checks(lambda check: print(check.line(), flush=True))
+    checks = run_checks(lambda check: print(check.line(), flush=True), full=args.full)
     failed = [c.name for c in checks if not c.ok]
     # Not pytest's "N passed, N failed" wording: CI reads that line as the test count.
     print(f"self-test: {len(failed)} of {len(checks)} checks failed" if failed else

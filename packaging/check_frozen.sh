@@ -16,7 +16,7 @@ tar -xzf "$archive" -C "$dest"
 echo "unpacked into '$dest' in $(( $(date +%s) - started )) s"
 cd "$scratch"  # not the project folder
 clean=(env -i "HOME=$scratch/home" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen
-       "$dest/Hearth/hearth" selftest --json)
+       "$dest/Hearth/hearth" selftest --full --json)
 # A new network namespace has only a loopback interface, and it starts down: bring it up for the engine host.
 if unshare -n sh -c 'ip link set lo up' 2>/dev/null; then
     echo "running offline (unshare -n: no network interface but loopback)"

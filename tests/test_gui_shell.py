@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import psutil
 from PySide6.QtWidgets import QLabel
 
 from gui_support import HEAVY_MODULES, no_leaks, open_hearth  # noqa: F401  (fixtures)
@@ -86,3 +87,13 @@ def test_help_menu_runs_the_selftest_and_shows_each_line(open_hearth, qtbot, mon
     assert "PASS  data folder" in text and "FAIL  text model" in text and "x.gguf" in text
     assert dialog.passed is False and "failed" in dialog.status.text()
     dialog.close()
+
+
+def test_a_second_window_gets_its_own_engine_host(open_hearth):
+    first, second = open_hearth(host="fake"), open_hearth(host="fake")
+    first.wait_ready()
+    second.wait_ready()
+    a, b = first.session.host, second.session.host
+    assert a.base_url != b.base_url and a.key != b.key and a.pid != b.pid
+    first.close()  # closing one leaves the other's host running
+    assert b.is_ready and psutil.pid_exists(b.pid)

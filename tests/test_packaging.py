@@ -104,3 +104,32 @@ def test_export_job_says_it_needs_a_python_environment(tmp_path):
     result = export_job(job, tmp_path / "export")
     assert "Python project" in result["note"] and "packaged Hearth app" in result["note"]
     assert "Python project" in (tmp_path / "export" / "launch.sh").read_text()
+
+
+WRITER = """
+import sys
+from engines.core.conversations import ConversationStore
+from engines.core.storage import Database
+store = ConversationStore(Database())
+chat = store.create(title=f"instance {sys.argv[1]}")
+for i in range(40):
+    store.add_message(chat.id, "user" if i % 2 == 0 else "assistant", f"message {i} from instance {sys.argv[1]}")
+"""
+
+
+def test_two_instances_write_the_same_database_without_harm(hearth_home):
+    """A second Hearth started while one runs shares the WAL database: every write lands, nothing is corrupted."""
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(n)], cwd=ROOT) for n in (1, 2)]
+    assert [w.wait(120) for w in writers] == [0, 0]
+    from engines.core.conversations import ConversationStore
+    from engines.core.storage import Database
+
+    db = Database()
+    try:
+        assert db.query("PRAGMA integrity_check")[0][0] == "ok"
+        chats = ConversationStore(db).list()
+        assert sorted(c.title for c in chats) == ["instance 1", "instance 2"]
+        for chat in chats:
+            assert len(ConversationStore(db).get(chat.id).messages) == 40
+    finally:
+        db.close()
