@@ -22,8 +22,12 @@ PALETTE = {
 }
 
 
-def apply_theme(app: QApplication) -> None:
-    """Fusion + a dark palette (so unstyled corners are dark too) + the stylesheet."""
+def apply_theme(app: QApplication) -> str:
+    """Fusion + a dark palette (so unstyled corners are dark too) + the stylesheet.
+
+    Returns a warning for the user when the stylesheet is missing or unreadable (a damaged install):
+    the app then runs on the palette alone instead of not starting.
+    """
     app.setStyle("Fusion")
     palette = QPalette()
     for role, colour in PALETTE.items():
@@ -34,14 +38,20 @@ def apply_theme(app: QApplication) -> None:
     font = QFont(app.font())
     font.setPointSizeF(10)
     app.setFont(font)
-    app.setStyleSheet(THEME.read_text(encoding="utf-8").replace("@ICONS@", ICONS.as_posix()))
+    try:
+        style = THEME.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return (f"The bundled style sheet {THEME} could not be read ({getattr(exc, 'strerror', None) or exc}), so Hearth "
+                "looks plain. Reinstall Hearth to restore it; Help → Self-test checks the other bundled files.")
+    app.setStyleSheet(style.replace("@ICONS@", ICONS.as_posix()))
+    return ""
 
 
 def run_app(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv)
     app.setApplicationName("Hearth")
     app.setWindowIcon(QIcon(str(resource("assets", "icons", "hearth.png"))))
-    apply_theme(app)
+    theme_warning = apply_theme(app)
 
     from engines.core.errors import HearthError
     from desktop.main_window import MainWindow
@@ -59,6 +69,8 @@ def run_app(argv: list[str] | None = None) -> int:
 
     attach_startup_report(window)
     window.show()
+    if theme_warning:
+        window.notifications.notify("warning", theme_warning)
     # The host starts once the window is up, so nothing it does delays the first paint.
     QTimer.singleShot(0, session.start_host)
     app.aboutToQuit.connect(session.shutdown)

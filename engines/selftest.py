@@ -54,44 +54,50 @@ class CheckFailed(Exception):
 
 # -- bundled files --------------------------------------------------------------------------
 def bundled_files() -> list[Path]:
-    """Every bundled file Hearth cannot work without; raises CheckFailed naming the first bad one."""
+    """Every bundled file Hearth cannot work without; raises CheckFailed naming each bad one."""
     from engines.models.gguf_file import inspect_gguf
     from engines.models.image_models import BUNDLED_IMAGE_DIR, SINGLE_FILE_CONFIGS
     from engines.models.registry import bundled_default_path
     from engines.models.safetensors_file import read_safetensors
 
     checked: list[Path] = []
+    problems: list[str] = []
     try:
         gguf = bundled_default_path()
         inspect_gguf(gguf, source="bundled", entry_id="default")  # header, metadata and tensor bounds
         checked.append(gguf)
     except HearthError as exc:
-        raise CheckFailed(str(exc)) from exc
+        problems.append(exc.message)
+    for component, weights in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
+                               ("text_encoder", "model.safetensors")):
+        path = BUNDLED_IMAGE_DIR / component / weights
+        try:
+            read_safetensors(path)  # header and data bounds
+            checked.append(path)
+        except HearthError as exc:
+            problems.append(f"{path}: {exc.message}" if str(path) not in exc.message else exc.message)
     json_files = [BUNDLED_IMAGE_DIR / "model_index.json", BUNDLED_IMAGE_DIR / "tokenizer" / "tokenizer.json",
+                  *(BUNDLED_IMAGE_DIR / c / "config.json" for c in ("unet", "vae", "text_encoder")),
+                  BUNDLED_IMAGE_DIR / "scheduler" / "scheduler_config.json",
                   resources.resource("assets", "explore", "fewshot_tasks.json"),
                   resources.resource("assets", "explore", "relations.json")]
-    for component in ("unet", "vae", "text_encoder"):
-        folder = BUNDLED_IMAGE_DIR / component
-        json_files.append(folder / "config.json")
-        weights = next(iter(sorted(folder.glob("*.safetensors"))), folder / "model.safetensors")
-        try:
-            read_safetensors(weights)
-        except HearthError as exc:
-            raise CheckFailed(str(exc)) from exc
-        checked.append(weights)
     for path in json_files:
         try:
             json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise CheckFailed(f"The bundled file {path} is missing.") from exc
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CheckFailed(f"The bundled file {path} is damaged ({exc}).") from exc
-        checked.append(path)
+            checked.append(path)
+        except FileNotFoundError:
+            problems.append(f"The bundled file {path} is missing.")
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"The bundled file {path} is damaged ({exc}).")
     for path in (resources.resource("desktop", "theme.qss"), resources.resource("assets", "prompts", "starter.jsonl"),
                  SINGLE_FILE_CONFIGS):
-        if not path.exists():
-            raise CheckFailed(f"The bundled file {path} is missing.")
-        checked.append(path)
+        if path.exists():
+            checked.append(path)
+        else:
+            problems.append(f"The bundled file {path} is missing.")
+    if problems:
+        where = "unpack the archive again" if resources.is_frozen() else "check out the project again"
+        raise CheckFailed(" ".join(problems) + f" Reinstall Hearth ({where}).")
     return checked
 
 

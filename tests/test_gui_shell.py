@@ -97,3 +97,13 @@ def test_a_second_window_gets_its_own_engine_host(open_hearth):
     assert a.base_url != b.base_url and a.key != b.key and a.pid != b.pid
     first.close()  # closing one leaves the other's host running
     assert b.is_ready and psutil.pid_exists(b.pid)
+
+
+def test_a_missing_style_sheet_is_a_warning_not_a_crash(qapp, monkeypatch, tmp_path):
+    import desktop.app as app_module
+
+    monkeypatch.setattr(app_module, "THEME", tmp_path / "theme.qss")
+    warning = app_module.apply_theme(qapp)
+    assert str(tmp_path / "theme.qss") in warning and "Reinstall" in warning
+    monkeypatch.undo()
+    assert app_module.apply_theme(qapp) == ""  # the real one is back
