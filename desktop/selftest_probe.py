@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-ML_MODULES = ("torch", "transformers", "diffusers", "peft", "trl", "llama_cpp", "accelerate")
+from engines.core.layering import ML_MODULES
 
 
 def run_probe() -> int:

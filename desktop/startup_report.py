@@ -15,10 +15,10 @@ import time
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow
 
+from engines.core.layering import ML_MODULES
 from engines.core.paths import atomic_write_text
 
 ENV = "HEARTH_STARTUP_REPORT"
-ML_MODULES = ("torch", "transformers", "diffusers", "peft", "trl", "llama_cpp", "accelerate")
 
 
 class StartupReport(QObject):

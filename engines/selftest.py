@@ -34,7 +34,6 @@ HOST_READY_PREFIX = "HEARTH_HOST_READY"  # printed by engines.host.server.serve
 HOST_START_S = 180.0
 QUESTION = "What is the capital of France?"
 IMAGE_PROMPT = "a large red circle in the center on a white background"
-ML_MODULES = ("torch", "transformers", "diffusers", "peft", "trl", "llama_cpp", "accelerate")
 
 
 @dataclass
