@@ -74,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     models.add_argument("--folder", action="append", default=[], help="extra model folder to scan")
     models.add_argument("--context-length", type=int, default=4096)
     models.add_argument("--json", action="store_true")
+    sub.metavar = "{" + ",".join(name for name in sub.choices if name != "gui-probe") + "}"
     return parser
 
 
