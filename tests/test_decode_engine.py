@@ -14,7 +14,6 @@ from engines.core.events import Progress, Result
 from engines.decode.request import DecodeRequest
 from tests.test_cli import hearth
 
-pytest.importorskip("diffusers")
 SMALL = dict(voxels=1200, train=300, test=12, samples=2, steps=8)
 METRICS = ("pixcorr", "ssim", "two_way", "n_way_top1", "semantic_acc")
 

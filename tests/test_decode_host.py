@@ -8,7 +8,6 @@ import pytest
 
 from tests.helpers import HostProcess, sse_events
 
-pytest.importorskip("diffusers")
 SMALL = {"voxels": 800, "train": 100, "test": 6, "samples": 1, "steps": 4}
 
 

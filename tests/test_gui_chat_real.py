@@ -8,9 +8,9 @@ import sys
 import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
-from gui_support import HEAVY_MODULES, needs_real_host, no_leaks, open_hearth  # noqa: F401  (fixtures)
+from gui_support import HEAVY_MODULES, no_leaks, open_hearth  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.slow, needs_real_host]
+pytestmark = [pytest.mark.slow]
 QUESTION = "What is the capital of France?"
 
 

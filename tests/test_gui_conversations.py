@@ -40,7 +40,8 @@ def test_create_rename_search_delete_and_persist(open_hearth, qtbot, monkeypatch
     assert sorted(_titles(hearth)) == ["Sourdough notes", "Trip to Lyon"]
     conversations.select(lyon.id)
     assert [b.message.content for b in hearth.chat.message_view.bubbles] == ["Which trains go from Paris to Lyon?"]
-    qtbot.wait(500)  # let the debounced settings save run, as a user pausing would
+    # A user pausing: the debounced save of the panels lands in the store by itself.
+    qtbot.waitUntil(lambda: store.get(lyon.id).system_prompt == "You are a travel agent.", timeout=5000)
     hearth.close()
 
     again = open_hearth(host=None)  # same HEARTH_HOME: everything is still there
@@ -49,6 +50,22 @@ def test_create_rename_search_delete_and_persist(open_hearth, qtbot, monkeypatch
     assert [b.message.content for b in again.chat.message_view.bubbles] == ["Which trains go from Paris to Lyon?"]
     assert again.chat.system_prompt.text() == "You are a travel agent."
     assert again.chat.sampling.temperature.value() == 1.1
+
+
+def test_panel_edits_made_just_before_closing_are_kept(open_hearth):
+    """Closing the window flushes the debounced save: an edit made a moment before is not lost."""
+    hearth = open_hearth(host=None)
+    hearth.chat.conversation_list.new_button.click()
+    conversation = hearth.chat.conversation
+    hearth.chat.system_prompt.set_text("You are a ship's navigator.")
+    hearth.chat.sampling.presets.apply("Precise")
+    assert hearth.chat._save_panels_timer.isActive()  # the save is still pending when the window closes
+    hearth.close()
+
+    again = open_hearth(host=None)
+    assert again.session.conversations.get(conversation.id).system_prompt == "You are a ship's navigator."
+    assert again.chat.system_prompt.text() == "You are a ship's navigator."
+    assert again.chat.sampling.temperature.value() == 0.0
 
 
 def test_export_and_import_round_trip(open_hearth, monkeypatch, tmp_path):

@@ -13,7 +13,7 @@ import sys
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from gui_support import HEAVY_MODULES, needs_real_host, no_leaks, open_hearth  # noqa: F401  (fixtures)
+from gui_support import HEAVY_MODULES, no_leaks, open_hearth  # noqa: F401  (fixtures)
 
 
 def _decode_room(open_hearth, host: str = "fake"):
@@ -205,7 +205,6 @@ def test_run_waits_for_the_host(open_hearth):
 
 
 @pytest.mark.slow
-@needs_real_host
 def test_tiny_real_run_fills_the_room(open_hearth, tmp_path):
     if importlib.util.find_spec("diffusers") is None:  # the host needs it; this process must not import it
         pytest.skip("diffusers is not installed")

@@ -16,10 +16,10 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from gui_support import HEAVY_MODULES, needs_real_host
+from gui_support import HEAVY_MODULES
 from tests.explore_support import shared_cache  # noqa: F401  (fixture)
 
-pytestmark = [pytest.mark.slow, needs_real_host]
+pytestmark = [pytest.mark.slow]
 SHOTS = os.environ.get("HEARTH_TEST_SHOTS")  # a folder to keep the screenshots in, for looking at them
 
 

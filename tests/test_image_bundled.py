@@ -5,12 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 
 from tests.helpers import ROOT
 from tests.test_cli import hearth
 
-pytest.importorskip("diffusers")
 BUNDLED = ROOT / "assets" / "image-default"
 
 

@@ -6,7 +6,6 @@ import pytest
 from tests.image_support import save_tiny_model
 from tests.test_cli import hearth
 
-pytest.importorskip("diffusers")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from engines.core.events import Preview, Progress, Result
 from engines.image.metadata import a1111_parameters, parse_parameters, read_png_metadata
 from engines.image.request import SCHEDULERS, ImageRequest, LoraSpec, MemoryOptions, parse_lora_arg
 
-pytest.importorskip("diffusers")
 from tests.image_support import save_tiny_lora, save_tiny_model, tiny_pipeline  # noqa: E402
 
 SMALL = dict(steps=3, width=32, height=32, seed=5, prompt="a red circle")

@@ -10,8 +10,6 @@ import pytest
 from tests.helpers import HostProcess, sse_events
 from tests.image_support import save_tiny_model
 
-pytest.importorskip("diffusers")
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

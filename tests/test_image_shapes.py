@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pytest
 from PIL import Image, ImageFilter
 
 from engines.image.shapes import ATTRIBUTES, COLORS, accuracy, all_scenes, classify, render
@@ -58,7 +57,6 @@ def test_ignores_a_stray_speck():
 def test_reads_the_bundled_vaes_reconstructions():
     """The ceiling any generator using the bundled VAE can reach. Small stars lose their points in the 16x16 latent
     (about half read as circles), so shape sits near 0.9; everything else is read right."""
-    pytest.importorskip("torch")
     from diffusers import AutoencoderKL
 
     from engines.image.shapes import vae_round_trip

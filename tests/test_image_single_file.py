@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("diffusers")
 
 # Published parameter counts (diffusers' model cards / `sum(p.numel())` of the real models).
 EXPECTED = {
