@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QApplication
 
+ROOT = Path(__file__).resolve().parents[1]
 FAKE_HOST = Path(__file__).with_name("gui_fake_host.py")
 HEAVY_MODULES = ("torch", "transformers", "diffusers", "peft", "trl", "llama_cpp")
 

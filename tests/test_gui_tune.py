@@ -224,10 +224,9 @@ def test_room_renders(open_hearth, tmp_path):
     hearth, room = _open_tune(open_hearth)
     set_id = _seed_labels(room.store)
     room.label_view.refresh_sets(select=set_id)
-    hearth.qtbot.wait(50)
     for tab, name in ((0, "label"), (1, "train"), (2, "compare")):
         room.show_tab(tab)
-        hearth.qtbot.wait(50)
+        hearth.qtbot.waitUntil(lambda: room.stack.currentWidget().isVisible() and not room.stack.currentWidget().visibleRegion().isEmpty())
         image = hearth.window.grab().toImage()
         image.save(str(tmp_path / f"tune-{name}.png"))
         colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
