@@ -34,6 +34,7 @@ run: $(STAMP)
 # Two pytest processes: the GUI tests assert that the GUI process never imports torch & co.,
 # which only means something in a process where the engine tests have not imported them.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
 	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest --ignore-glob='tests/test_gui_*.py'
 	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest tests/test_gui_*.py
 
