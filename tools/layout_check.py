@@ -1,0 +1,92 @@
+"""Which controls of each room are squeezed below their minimum size or cut off, at a given window size.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/layout_check.py [--size 900x600] [--shots DIR]
+
+A control counts as squeezed when it is narrower or lower than its minimumSizeHint (its text no longer fits),
+and as cut off when, outside any scroll area, part of it lies outside what its parents show. Prints one line per
+room (and Tune tab) with the count and the first offenders, then one JSON object. The GUI test that keeps every
+room fitting at the window's minimum size (900x600) is meant to assert zero here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def offenders(window, root) -> list[str]:
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QScrollArea, QSlider, QWidget
+
+    def in_scroll_area(widget) -> bool:
+        parent = widget.parentWidget()
+        while parent is not None:
+            if isinstance(parent, QScrollArea):
+                return True
+            parent = parent.parentWidget()
+        return False
+
+    found = []
+    for control in root.findChildren(QWidget):
+        if not isinstance(control, (QAbstractButton, QLineEdit, QComboBox, QAbstractSpinBox, QSlider)):
+            continue
+        if not control.isVisible() or control.window() is not window or control.objectName().startswith("qt_"):
+            continue
+        hint = control.minimumSizeHint()
+        name = f"{type(control).__name__} {getattr(control, 'text', lambda: '')() or control.objectName()!r}"
+        if control.width() < hint.width() - 1 or control.height() < hint.height() - 1:
+            found.append(f"{name} squeezed to {control.width()}x{control.height()} (needs {hint.width()}x{hint.height()})")
+        elif not in_scroll_area(control):
+            shown = control.visibleRegion().boundingRect()
+            if shown.width() < control.width() - 1 or shown.height() < control.height() - 1:
+                found.append(f"{name} cut off: {shown.width()}x{shown.height()} of {control.width()}x{control.height()} shown")
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="900x600")
+    parser.add_argument("--shots", default=None, help="save a screenshot of each room here")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    os.environ.setdefault("HEARTH_HOME", tempfile.mkdtemp(prefix="hearth-layout-"))
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import apply_theme
+    from desktop.main_window import ROOMS, MainWindow
+    from desktop.session import Session
+
+    app = QApplication([])
+    apply_theme(app)
+    session = Session()
+    window = MainWindow(session)
+    window.resize(width, height)
+    window.show()
+    views = [(name, None) for name in ROOMS] + [("Tune", 1), ("Tune", 2)]
+    report = {}
+    for name, tab in views:
+        window.show_room(name)
+        if tab is not None:
+            window.rooms[name].show_tab(tab)
+        for _ in range(10):
+            app.processEvents()
+        key = name if tab is None else f"{name} tab {tab}"
+        report[key] = offenders(window, window.rooms[name])
+        print(f"{key}: {len(report[key])}" + "".join(f"\n    {line}" for line in report[key][:8]))
+        if args.shots:
+            Path(args.shots).mkdir(parents=True, exist_ok=True)
+            window.grab().save(str(Path(args.shots) / f"{key.replace(' ', '-')}.png"))
+    window.close()
+    session.shutdown()
+    print(json.dumps({"size": args.size, "offenders": {k: len(v) for k, v in report.items()},
+                      "total": sum(len(v) for v in report.values())}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
