@@ -22,12 +22,14 @@ from engines.core.events import Preview, Progress, Result
 from engines.core.gallery import Gallery
 from desktop.jobs import Job
 from desktop.session import Session
+from desktop.widgets.background import FileWorker
 
 # Mirrors engines.image.request (the GUI process does not import engines.image).
 SCHEDULERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "Heun", "LMS", "LCM")
 MODES = ("txt2img", "img2img", "inpaint")
 PREVIEW_MS = 100
 THUMB = 96
+FILTER_DEBOUNCE_MS = 250
 
 
 def _call(fn):
@@ -127,6 +129,12 @@ class ImageRoom(QWidget):
         self._latest_preview: bytes | None = None
         self._preview_timer = QTimer(self, interval=PREVIEW_MS)
         self._preview_timer.timeout.connect(self._paint_preview)
+        # Typing in a filter waits for a pause; thumbnails decode on the room's file thread, never the GUI thread.
+        self._filter_timer = QTimer(self, singleShot=True, interval=FILTER_DEBOUNCE_MS)
+        self._filter_timer.timeout.connect(self.refresh_gallery)
+        self._thumbs = FileWorker(self, name="thumbnails")
+        self._thumb_cache: dict[str, QIcon] = {}
+        self._gallery_generation = 0
         self._build()
         self.setAcceptDrops(True)
         self.runner.event.connect(self._on_event)
@@ -212,8 +220,8 @@ class ImageRoom(QWidget):
         ccol.addWidget(self.preview, 1)
         ccol.addWidget(self.progress)
 
-        self.search = QLineEdit(placeholderText="Filter by prompt", textChanged=lambda _t: self.refresh_gallery())
-        self.model_filter = QLineEdit(placeholderText="Filter by model", textChanged=lambda _t: self.refresh_gallery())
+        self.search = QLineEdit(placeholderText="Filter by prompt", textChanged=lambda _t: self._filter_timer.start())
+        self.model_filter = QLineEdit(placeholderText="Filter by model", textChanged=lambda _t: self._filter_timer.start())
         self.gallery_list = QListWidget(viewMode=QListWidget.ViewMode.IconMode, iconSize=QSize(THUMB, THUMB),
                                         resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static)
         self.gallery_list.itemDoubleClicked.connect(lambda item: self.reuse(item.data(Qt.ItemDataRole.UserRole)))
@@ -280,13 +288,33 @@ class ImageRoom(QWidget):
         self.runner.submit(job)
 
     def refresh_gallery(self) -> None:
+        """List the matching images now; their thumbnails follow from the file thread (cached by path)."""
+        self._filter_timer.stop()
+        self._gallery_generation += 1
+        generation = self._gallery_generation
         self.gallery_list.clear()
+        missing: dict[int, str] = {}
         for image in self.gallery.list(self.search.text(), self.model_filter.text(), limit=300):
-            item = QListWidgetItem(QIcon(QPixmap(image.path).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio)),
-                                   image.prompt[:28])
+            item = QListWidgetItem(self._thumb_cache.get(image.path, QIcon()), image.prompt[:28])
             item.setToolTip(f"{image.prompt}\nseed {image.seed} · {image.model}")
             item.setData(Qt.ItemDataRole.UserRole, image.id)
             self.gallery_list.addItem(item)
+            if image.path not in self._thumb_cache:
+                missing[image.id] = image.path
+        if missing:
+            self._thumbs.submit(lambda: _load_thumbnails(missing),
+                                lambda thumbs, error: self._show_thumbnails(generation, thumbs or {}))
+
+    def _show_thumbnails(self, generation: int, thumbs: dict[int, tuple[str, QImage]]) -> None:
+        for path, image in thumbs.values():
+            self._thumb_cache[path] = QIcon(QPixmap.fromImage(image))  # pixmaps only on the GUI thread
+        if generation != self._gallery_generation:
+            return  # the list changed meanwhile; the cache keeps what was decoded
+        for row in range(self.gallery_list.count()):
+            item = self.gallery_list.item(row)
+            found = thumbs.get(item.data(Qt.ItemDataRole.UserRole))
+            if found is not None:
+                item.setIcon(self._thumb_cache[found[0]])
 
     def _selected(self) -> int | None:
         item = self.gallery_list.currentItem()
@@ -444,3 +472,16 @@ class ImageRoom(QWidget):
 
     def shutdown(self) -> None:
         self._preview_timer.stop()
+        self._filter_timer.stop()
+        self._thumbs.shutdown()
+
+
+def _load_thumbnails(paths: dict[int, str]) -> dict[int, tuple[str, QImage]]:
+    """Decode and scale gallery images on the file thread (QImage, unlike QPixmap, is safe off the GUI thread)."""
+    thumbs = {}
+    for image_id, path in paths.items():
+        image = QImage(path)
+        if not image.isNull():
+            thumbs[image_id] = (path, image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                                   Qt.TransformationMode.SmoothTransformation))
+    return thumbs
