@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.rooms.tune_views.compare import split_sides
-from desktop.rooms.tune_views.runs import runs_dir
+from engines.store.runs import runs_dir
 from gui_support import HEAVY_MODULES, no_leaks, open_hearth  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(240)

@@ -10,8 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 
-from desktop.rooms.tune_views.common import FileWorker
-from desktop.rooms.tune_views.runs import RunInfo, list_runs, read_run, runs_dir
+from engines.store.runs import RunInfo, list_runs, read_run, runs_dir
+from desktop.widgets.background import FileWorker
 
 NONE, BROWSE = "", "browse"
 BASE_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -48,7 +48,8 @@ async def compare_release(request: Request):
 
 @router.post("/merge")
 async def merge(request: Request):
-    from engines.tune.adapters import check_adapter, merge_adapter
+    from engines.store.runs import check_adapter
+    from engines.tune.adapters import merge_adapter
 
     data = await read_json_body(request)
     adapter, target = data.get("adapter"), data.get("target")

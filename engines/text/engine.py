@@ -75,7 +75,7 @@ class TextEngine:
         adapter = None
         model = load.model
         if load.adapter:
-            from engines.tune.adapters import check_adapter
+            from engines.store.runs import check_adapter
 
             adapter = check_adapter(load.adapter)
             if model in ("", "auto"):

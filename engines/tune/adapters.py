@@ -1,76 +1,16 @@
 """Loading what training jobs wrote: reward models (LoRA + score head), tuned policies, merged exports."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engines.core.errors import ModelFileError, RequestError
+from engines.store import runs
+from engines.store.runs import read_json
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    """A causal-LM adapter folder, checked: where it is, what it was trained on, how to call it."""
-
-    path: str  # the resolved folder
-    base_model: str  # as the run recorded it: "default" or a path
-    method: str  # sft | dpo | kto | rl ("" when the folder has no summary.json)
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name
-
-
-def check_adapter(adapter_dir: str | Path) -> AdapterInfo:
-    """Validate a PEFT adapter folder for chatting (stdlib only: runs before torch is imported).
-
-    Raises ModelFileError naming the folder or file that is missing or wrong, RequestError for a
-    reward model (it scores replies; it cannot write them).
-    """
-    folder = Path(adapter_dir).expanduser()
-    if not folder.is_dir():
-        raise ModelFileError(f"The adapter folder {folder} does not exist.", path=folder,
-                             hint="Choose the output folder of a finished training run (Tune room, Train tab).")
-    config_file = folder / "adapter_config.json"
-    if not config_file.is_file():
-        raise ModelFileError(f"{folder} holds no adapter: {config_file.name} is missing.", path=config_file,
-                             hint="Choose the output folder of a finished training run; a run that is still training "
-                                  "or was cancelled has no adapter yet (resume it first).")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{config_file} is not valid JSON ({exc}).", path=config_file,
-                             hint="The run's folder is damaged; train it again.") from exc
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{config_file} is not a JSON object.", path=config_file, hint="Train the run again.")
-    summary = _read_json(folder / "summary.json")
-    if config.get("task_type") == "SEQ_CLS" or summary.get("method") == "reward":
-        raise RequestError(f"{folder} is a reward model: it scores replies and cannot write them.", path=folder,
-                           hint="Chat with an SFT, DPO, KTO or RL run; use reward runs in Compare.")
-    weights = folder / "adapter_model.safetensors"
-    if not weights.is_file():
-        pickled = (folder / "adapter_model.bin").is_file()
-        raise ModelFileError(f"{weights} is missing" + (" (the folder has only a pickle, adapter_model.bin, which Hearth "
-                             "does not load)." if pickled else "."), path=weights,
-                             hint="Choose the output folder of a finished Hearth training run.")
-    base = summary.get("base_model") or config.get("base_model_name_or_path")
-    if not base:
-        raise ModelFileError(f"{config_file} does not say which base model the adapter belongs to "
-                             "(no base_model_name_or_path).", path=config_file,
-                             hint="Train it again with Hearth, or add base_model_name_or_path to that file.")
-    if base != "default" and not Path(base).exists():
-        where = folder / "summary.json" if summary.get("base_model") else config_file
-        raise ModelFileError(f"The base model of the adapter in {folder}, {base} (named in {where.name}), does not exist.",
-                             path=base, hint="Put the base model back at that path, or train the adapter again.")
-    return AdapterInfo(str(folder.resolve()), str(base), str(summary.get("method") or ""))
+    return read_json(path) or {}
 
 
 def adapter_base_path(adapter_dir: Path) -> Path:
@@ -78,10 +18,10 @@ def adapter_base_path(adapter_dir: Path) -> Path:
     from engines.tune.runner import resolve_base
 
     adapter_dir = Path(adapter_dir)
-    summary = _read_json(adapter_dir / "summary.json")
+    summary = _read_json(adapter_dir / runs.SUMMARY)
     if summary.get("base_model"):
         return resolve_base(summary["base_model"])
-    base = _read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path")
+    base = _read_json(adapter_dir / runs.ADAPTER_CONFIG).get("base_model_name_or_path")
     if not base or not Path(base).exists():
         raise ModelFileError(f"The adapter in {adapter_dir} does not say which base model it belongs to (or that "
                              f"model, {base!r}, is gone).", path=adapter_dir,
@@ -90,7 +30,7 @@ def adapter_base_path(adapter_dir: Path) -> Path:
 
 
 def reward_base_path(reward_dir: Path) -> Path:
-    if (reward_dir / "config.json").is_file() and not (reward_dir / "adapter_config.json").is_file():
+    if (reward_dir / "config.json").is_file() and not (reward_dir / runs.ADAPTER_CONFIG).is_file():
         return reward_dir
     return adapter_base_path(reward_dir)
 
@@ -105,8 +45,8 @@ def load_reward_model(reward_dir: str | Path, device: str = "cpu"):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     reward_dir = Path(reward_dir)
-    adapter_cfg = _read_json(reward_dir / "adapter_config.json")
-    summary = _read_json(reward_dir / "summary.json")
+    adapter_cfg = _read_json(reward_dir / runs.ADAPTER_CONFIG)
+    summary = _read_json(reward_dir / runs.SUMMARY)
     if adapter_cfg:
         if adapter_cfg.get("task_type") != "SEQ_CLS" or (summary and summary.get("method") not in (None, "reward")):
             raise RequestError(f"{reward_dir} is not a reward model (it was trained with "
@@ -149,7 +89,7 @@ def load_tuned_model(adapter_dir: str | Path, device: str = "cpu"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
+    if not (adapter_dir / runs.ADAPTER_CONFIG).is_file():
         raise ModelFileError(f"{adapter_dir} holds no adapter (adapter_config.json is missing).", path=adapter_dir,
                              hint="Choose the output folder of a finished training job.")
     base = adapter_base_path(adapter_dir)

@@ -79,7 +79,7 @@ class Comparer:
     def compare(self, request: CompareRequest, cancel: CancelToken | None = None) -> Iterator[Event]:
         """Progress for each reply, then one Result holding every finished pair and the summary."""
         from engines.core.devices import select_device
-        from engines.tune.adapters import check_adapter
+        from engines.store.runs import check_adapter
 
         # 1. Check inputs: the adapter and reward folders before any weights load.
         request.validate()

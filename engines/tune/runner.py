@@ -9,7 +9,8 @@ The flow, the same for every method and under ``torchrun``/``accelerate launch``
    SIGTERM (or a ``cancel`` file in the output folder) saves a checkpoint and stops cleanly;
 5. save the adapter (+ tokenizer) and ``summary.json`` in the output folder.
 
-Layout of the output folder::
+The output folder is a run folder; engines.store.runs owns its layout (this writes it through that
+module, and the app and the adapter loaders read it through the same one)::
 
     job.json  events.jsonl  summary.json  adapter_model.safetensors  adapter_config.json
     tokenizer files  checkpoints/checkpoint-N/
@@ -20,7 +21,6 @@ import importlib
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.errors import HearthError, ModelFileError, OutOfMemoryError, RequestError
-from engines.core.paths import atomic_write_text
 from engines.core.tune_job import GB, TrainJob, estimate_training_bytes, read_dataset, world_rank
+from engines.store import runs
 
-CANCEL_FILE = "cancel"  # the GUI's Cancel on platforms without SIGTERM: touch OUTPUT/cancel
+CANCEL_FILE = runs.CANCEL  # the GUI's Cancel on platforms without SIGTERM: touch OUTPUT/cancel
 
 
 @dataclass
@@ -61,21 +61,6 @@ class JobContext:
 
 
 # -- events -------------------------------------------------------------------------------------
-class EventLog:
-    """Appends one JSON object per line to ``events.jsonl`` (rank 0 only); the GUI tails it."""
-
-    def __init__(self, path: Path, enabled: bool = True) -> None:
-        self.path, self.enabled = path, enabled
-
-    def write(self, event: str, **fields: Any) -> None:
-        if not self.enabled:
-            return
-        record = {"event": event, "time": round(time.time(), 3), **fields}
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, default=_jsonable) + "\n")
-            fh.flush()
-
-
 def _jsonable(value: Any) -> Any:
     try:
         return float(value)
@@ -92,7 +77,7 @@ _ALIASES = {
 }
 
 
-def _make_callback(log: EventLog, stop: StopRequest, samples_per_step: int, cancel_file: Path):
+def _make_callback(log: runs.EventLog, stop: StopRequest, samples_per_step: int, cancel_file: Path):
     from transformers import TrainerCallback
 
     class HearthCallback(TrainerCallback):
@@ -257,7 +242,7 @@ def run_job(job: TrainJob, resume: bool = False) -> dict:
     job.check_paths(resume=resume)
     rows, skipped = read_dataset(job.dataset, job.method, job.on_error)
     out = Path(job.output_dir)
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = out / runs.CHECKPOINTS
     last_checkpoint = None
     if resume:
         from transformers.trainer_utils import get_last_checkpoint
@@ -274,8 +259,8 @@ def run_job(job: TrainJob, resume: bool = False) -> dict:
     try:
         return _run(job, resume, rows, skipped, out, ckpt_dir, last_checkpoint, stop)
     except HearthError as exc:
-        if (out / "events.jsonl").exists():  # the GUI tailing the log hears why the run ended
-            EventLog(out / "events.jsonl", enabled=world_rank() == 0).write("error", message=str(exc))
+        if (out / runs.EVENTS).exists():  # the GUI tailing the log hears why the run ended
+            runs.EventLog(out, enabled=world_rank() == 0, default=_jsonable).write("error", message=str(exc))
         raise
     finally:
         _restore_handlers(previous)
@@ -300,9 +285,9 @@ def _run(job, resume, rows, skipped, out, ckpt_dir, last_checkpoint, stop) -> di
     if is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
-            job.save(out / "job.json")
+            job.save(out / runs.JOB)
     state.wait_for_everyone()
-    log = EventLog(out / "events.jsonl", enabled=is_main)
+    log = runs.EventLog(out, enabled=is_main, default=_jsonable)
     log.write("job", method=job.method, base_model=job.base_model, base_path=str(base), resume=resume,
               resume_from=last_checkpoint, rows=len(rows), skipped_lines=[str(e) for e in skipped])
 
@@ -362,13 +347,13 @@ def _finish(job, out, log, is_main, status, started, metrics, steps, base, world
     summary = {
         "status": status, "reason": reason, "method": job.method, "base_model": job.base_model, "base_path": str(base),
         "output_dir": str(out), "steps": steps, "max_steps": job.max_steps, "world_size": world,
-        "adapter": str(out / "adapter_model.safetensors") if status == "completed" else None,
+        "adapter": str(out / runs.ADAPTER_WEIGHTS) if status == "completed" else None,
         "final_loss": (last_log or {}).get("loss"), "last_metrics": last_log or {}, "train_metrics": metrics or {},
         "started": started, "finished": time.time(), "seconds": round(time.time() - started, 2),
         "reward_model": job.reward_model, "versions": _versions(),
     }
     if is_main:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        runs.write_summary(out, summary, default=_jsonable)
     log.write("end", status=status, steps=steps, reason=reason)
     return summary
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -26,7 +25,7 @@ from engines.core.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.label import SYSTEM_PROMPT
 from desktop.rooms.tune_views.pairs import PairView, ReplyCard, as_markdown
-from desktop.rooms.tune_views.runs import RunInfo, list_runs
+from engines.store.runs import RunInfo, list_runs
 
 COMPARE_SOURCE = "compare:"  # + the run folder
 STARTER = "starter"

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from engines.core.events import Result
 from engines.core.launch import child_command
 from desktop.rooms.tune_views.common import TuneJobs, muted
-from desktop.rooms.tune_views.runs import RunInfo
+from engines.store.runs import RunInfo
 
 STRATEGIES = (("ddp", "DDP (data parallel)"), ("deepspeed-zero2", "DeepSpeed ZeRO-2"),
               ("deepspeed-zero3", "DeepSpeed ZeRO-3"), ("fsdp", "FSDP"))

@@ -1,15 +1,11 @@
-"""Training runs on disk: the runs folder, one run's status and event log, and the list of past runs.
+"""The table of past training runs, and where the room keeps its job files and datasets.
 
-A run is a folder under ``HEARTH_HOME/runs`` written by ``main.py train`` (``job.json``,
-``events.jsonl``, ``summary.json``, the adapter, ``checkpoints/``); the folder is the record, so
-runs started from the CLI show up too. Reading the list is one small JSON file per run and runs
-on the room's file worker, never on the GUI thread.
+Run folders are read through their one owner, engines.store.runs, on the room's file worker,
+never on the GUI thread.
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -17,12 +13,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from engines.core import paths
-
-
-def runs_dir() -> Path:
-    path = paths.home() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from engines.store.runs import RunInfo
 
 
 def tune_dir(name: str) -> Path:
@@ -30,136 +21,6 @@ def tune_dir(name: str) -> Path:
     path = paths.home() / "tune" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@dataclass
-class RunInfo:
-    folder: Path
-    method: str = "?"
-    status: str = "unknown"  # completed | cancelled | failed | running | unknown
-    steps: int = 0
-    max_steps: int = 0
-    final_loss: float | None = None
-    started: float = 0.0
-    base_model: str = ""
-    has_checkpoint: bool = False
-    summary: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @property
-    def has_adapter(self) -> bool:
-        return (self.folder / "adapter_config.json").is_file()
-
-
-def read_run(folder: Path) -> RunInfo:
-    info = RunInfo(folder)
-    job = _read_json(folder / "job.json")
-    summary = _read_json(folder / "summary.json")
-    info.method = (summary or job or {}).get("method", "?")
-    info.max_steps = int((summary or job or {}).get("max_steps") or 0)
-    info.base_model = (summary or job or {}).get("base_model", "")
-    info.has_checkpoint = any((folder / "checkpoints").glob("checkpoint-*")) if (folder / "checkpoints").is_dir() else False
-    try:
-        info.started = (folder / "job.json").stat().st_mtime if (folder / "job.json").exists() else folder.stat().st_mtime
-    except OSError:
-        pass
-    if summary:
-        info.summary = summary
-        info.status = summary.get("status", "unknown")
-        info.steps = int(summary.get("steps") or 0)
-        info.final_loss = summary.get("final_loss")
-        info.started = summary.get("started") or info.started
-    else:
-        last = _last_event(folder / "events.jsonl")
-        if last.get("event") == "error":
-            info.status = "failed"
-        elif last:
-            info.status = "running" if time.time() - float(last.get("time", 0)) < 600 else "stopped"
-        info.steps = int(last.get("step") or 0)
-    return info
-
-
-def list_runs() -> list[RunInfo]:
-    """Every run folder, newest first (runs on a worker thread)."""
-    out = []
-    for folder in runs_dir().iterdir():
-        if folder.is_dir() and not folder.name.startswith("."):
-            out.append(read_run(folder))
-    return sorted(out, key=lambda r: -r.started)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _last_event(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - 8192))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return {}
-    for line in reversed(lines):
-        try:
-            return json.loads(line)
-        except ValueError:
-            continue
-    return {}
-
-
-class EventTail:
-    """Reads the complete lines appended to ``events.jsonl`` since the last call (a partial line waits)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self._partial = b""
-
-    def read(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read(1 << 20)  # at most 1 MB a tick keeps each read short
-                self.offset = fh.tell()
-        except FileNotFoundError:
-            return []
-        data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        out = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                out.append(event)
-        return out
-
-
-def seconds_per_step(runs: list[RunInfo], method: str, base_model: str) -> float | None:
-    """The median time per step of finished runs like this one (same method and base), or None."""
-    samples = []
-    for run in runs:
-        if run.method != method or run.base_model != base_model or not run.summary:
-            continue
-        metrics = run.summary.get("train_metrics") or {}
-        rate = metrics.get("train_steps_per_second")
-        if rate:
-            samples.append(1.0 / float(rate))
-    if not samples:
-        return None
-    samples.sort()
-    return samples[len(samples) // 2]
 
 
 STATUS_COLOURS = {"completed": "#7fd49a", "cancelled": "#e7a04f", "failed": "#f06b5f", "running": "#e7c04f"}

@@ -24,7 +24,8 @@ from engines.core.launch import child_command
 from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
 from engines.core.labels import LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, human_bytes, human_seconds, muted, section, set_state
-from desktop.rooms.tune_views.runs import EventTail, RunInfo, RunTable, list_runs, read_run, runs_dir, seconds_per_step, tune_dir
+from engines.store.runs import CANCEL, EVENTS, EventTail, RunInfo, list_runs, read_run, runs_dir, seconds_per_step
+from desktop.rooms.tune_views.runs import RunTable, tune_dir
 
 METHOD_TEXT = {
     "sft": ("SFT", "Supervised fine-tuning: imitate the replies you liked (thumbs up and the chosen side of pairs)."),
@@ -484,7 +485,7 @@ class TrainView(QWidget):
         self.run_dir = run.folder
         self._show_run_header(run)
         self._update_buttons()
-        path = run.folder / "events.jsonl"
+        path = run.folder / EVENTS
 
         def done(events, error) -> None:
             if error is None and self.run_dir == run.folder and not self.running:
@@ -567,16 +568,16 @@ class TrainView(QWidget):
         if self.running or run is None:
             return
         job_file = run.folder / "job.json"  # the trainer saved the job with absolute paths
-        (run.folder / "cancel").unlink(missing_ok=True)
+        (run.folder / CANCEL).unlink(missing_ok=True)
         self._launch(run.folder, ["train", "--job", str(job_file), "--resume"], f"{run.name}  ·  {run.method} (resumed)",
                      run.max_steps, resumed=True)
 
     def _launch(self, output_dir: Path, args: list[str], title: str, max_steps: int, resumed: bool = False) -> None:
         self.run_dir = output_dir
         self.max_steps = max_steps
-        self.tail = EventTail(output_dir / "events.jsonl")
+        self.tail = EventTail(output_dir / EVENTS)
         if resumed:
-            self.tail.offset = (output_dir / "events.jsonl").stat().st_size if (output_dir / "events.jsonl").exists() else 0
+            self.tail.offset = (output_dir / EVENTS).stat().st_size if (output_dir / EVENTS).exists() else 0
         else:
             self._set_events([])
         self._stderr, self._last_error, self._cancelling = "", "", False
@@ -608,7 +609,7 @@ class TrainView(QWidget):
             return
         self._cancelling = True
         if self.run_dir is not None and self.run_dir.is_dir():
-            (self.run_dir / "cancel").touch()  # seen at the next step even where signals are not
+            (self.run_dir / CANCEL).touch()  # seen at the next step even where signals are not
         self.process.terminate()  # SIGTERM: the trainer saves a checkpoint and exits
         self._kill_timer.start()
         self.run_status.setText("cancelling: saving a checkpoint…")
