@@ -75,8 +75,8 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engines.core.labels import LabelStore
-    from engines.core.storage import Database
+    from engines.store.labels import LabelStore
+    from engines.store.storage import Database
     from engines.tune.adapters import load_reward_model, load_tuned_model, reward_scores
     from engines.tune.runner import resolve_base
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject
 
-from engines.core.conversations import ConversationStore
-from engines.core.settings import Settings
-from engines.core.storage import Database
+from engines.store.conversations import ConversationStore
+from engines.store.settings import Settings
+from engines.store.storage import Database
 from desktop.host_process import HostManager
 from desktop.jobs import JobRunner
 

@@ -120,7 +120,7 @@ def check_data_folder() -> str:
     except OSError as exc:
         raise CheckFailed(f"The data folder {where} is not writable ({exc.strerror or exc}). "
                           "Set HEARTH_HOME to a folder you can write to.") from exc
-    from engines.core.storage import Database
+    from engines.store.storage import Database
 
     try:
         Database().close()

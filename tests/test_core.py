@@ -7,13 +7,13 @@ import threading
 
 import pytest
 
-from engines.core import storage
+from engines.store import storage
 from engines.core.cancel import CancelToken
-from engines.core.conversations import ConversationStore, from_markdown, to_markdown
+from engines.store.conversations import ConversationStore, from_markdown, to_markdown
 from engines.core.errors import ContextOverflowError, HearthError, ModelFileError, RequestError
 from engines.core.events import Preview, Result, Token, event_from_wire, event_to_wire
 from engines.core.paths import atomic_write_text
-from engines.core.settings import Settings
+from engines.store.settings import Settings
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_import_of_bad_files_names_the_file(db, tmp_path):
 
 
 def test_markdown_keeps_headings_inside_code_in_place():
-    from engines.core.conversations import Conversation, Message
+    from engines.store.conversations import Conversation, Message
 
     conv = Conversation("T", messages=[Message("user", "# heading in text\nmore"), Message("assistant", "ok")])
     back = from_markdown(to_markdown(conv))

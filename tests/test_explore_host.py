@@ -84,8 +84,8 @@ def test_fewshot_tasks_prompt_and_evaluation_stream(client, host):
     result = events[-2]
     assert set(result["data"]["accuracy"]) == {"0", "2"} and result["data"]["prompt_tokens"] > 0
 
-    from engines.core.storage import Database
-    from engines.core.usage import UsageLog
+    from engines.store.storage import Database
+    from engines.store.usage import UsageLog
 
     db = Database(host.home / "hearth.sqlite3")
     try:
@@ -109,8 +109,8 @@ def test_page_streams_html_from_its_opening(client):
 
 
 def test_openai_calls_are_logged_but_hearth_chat_replies_are_not(client, host):
-    from engines.core.storage import Database
-    from engines.core.usage import UsageLog
+    from engines.store.storage import Database
+    from engines.store.usage import UsageLog
 
     r = client.post("/v1/completions", json={"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0})
     assert r.status_code == 200

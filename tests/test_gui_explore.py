@@ -167,7 +167,7 @@ def test_page_view_streams_code_and_renders_it_safely(hearth, tmp_path):
 
 
 def test_usage_view_counts_the_jobs_and_prices_them(hearth, tmp_path):
-    from engines.core.usage import Price, load_prices
+    from engines.store.usage import Price, load_prices
 
     view = hearth.explore.show_view("Usage & cost")
     view.refresh()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from engines.core.labels import LabelStore
+from engines.store.labels import LabelStore
 from gui_support import HEAVY_MODULES, ROOT, no_leaks, open_hearth  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(240)

@@ -101,8 +101,8 @@ def test_lora_argument_parsing():
 def test_txt2img_streams_progress_previews_and_writes_png(engine, tiny_model, home):
     from PIL import Image
 
-    from engines.core.gallery import Gallery
-    from engines.core.storage import Database
+    from engines.store.gallery import Gallery
+    from engines.store.storage import Database
 
     events = run(engine, model=str(tiny_model), **SMALL)
     progress = [e for e in events if isinstance(e, Progress)]

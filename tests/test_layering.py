@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_engines_core_is_light():
-    code = "import sys, engines.core, engines.core.conversations, engines.core.settings, engines.core.devices; " \
+    code = "import sys, engines.core, engines.store.conversations, engines.store.settings, engines.core.devices; " \
            "print(sorted(m for m in ('torch', 'transformers', 'llama_cpp', 'PySide6') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

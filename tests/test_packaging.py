@@ -108,8 +108,8 @@ def test_export_job_says_it_needs_a_python_environment(tmp_path):
 
 WRITER = """
 import sys
-from engines.core.conversations import ConversationStore
-from engines.core.storage import Database
+from engines.store.conversations import ConversationStore
+from engines.store.storage import Database
 store = ConversationStore(Database())
 chat = store.create(title=f"instance {sys.argv[1]}")
 for i in range(40):
@@ -121,8 +121,8 @@ def test_two_instances_write_the_same_database_without_harm(hearth_home):
     """A second Hearth started while one runs shares the WAL database: every write lands, nothing is corrupted."""
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(n)], cwd=ROOT) for n in (1, 2)]
     assert [w.wait(120) for w in writers] == [0, 0]
-    from engines.core.conversations import ConversationStore
-    from engines.core.storage import Database
+    from engines.store.conversations import ConversationStore
+    from engines.store.storage import Database
 
     db = Database()
     try:

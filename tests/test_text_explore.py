@@ -277,7 +277,7 @@ def test_page_stream_starts_with_the_opening_and_closes_the_page():
 
 # -- usage and cost ---------------------------------------------------------
 def test_cost_table_arithmetic():
-    from engines.core.usage import DEFAULT_PRICES, Price, email_cost
+    from engines.store.usage import DEFAULT_PRICES, Price, email_cost
 
     gpt = Price("Example", 2.50, 10.00)
     assert gpt.cost(1_000_000, 0) == pytest.approx(2.50)
@@ -292,10 +292,10 @@ def test_cost_table_arithmetic():
 
 
 def test_usage_per_day_and_model_from_chat_history_and_jobs(tmp_path):
-    from engines.core.conversations import ConversationStore
-    from engines.core.settings import Settings
-    from engines.core.storage import Database
-    from engines.core.usage import DEFAULT_PRICES, Price, UsageLog, load_prices, model_label, save_prices, totals
+    from engines.store.conversations import ConversationStore
+    from engines.store.settings import Settings
+    from engines.store.storage import Database
+    from engines.store.usage import DEFAULT_PRICES, Price, UsageLog, load_prices, model_label, save_prices, totals
 
     db = Database(tmp_path / "h.sqlite3")
     try:

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from engines.core.errors import RequestError
-from engines.core.labels import LabelStore, ranking_to_pairs, read_jsonl
-from engines.core.storage import Database
+from engines.store.labels import LabelStore, ranking_to_pairs, read_jsonl
+from engines.store.storage import Database
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def test_prompt_sets_starter_csv_and_history(store, tmp_path):
     report = store.import_prompts(csv_file)
     assert [p.prompt for p in store.prompts(report.set_id)] == ["Hello, world?", "Second"]
 
-    from engines.core.conversations import ConversationStore
+    from engines.store.conversations import ConversationStore
     conv = ConversationStore(store.db)
     cid = conv.create().id
     conv.add_message(cid, "user", "What is tea?")
@@ -215,8 +215,8 @@ def test_acknowledged_labels_survive_kill_9(tmp_path):
     db_path = tmp_path / "kill.sqlite3"
     code = textwrap.dedent(f"""
         import os, signal, sys
-        from engines.core.storage import Database
-        from engines.core.labels import LabelStore
+        from engines.store.storage import Database
+        from engines.store.labels import LabelStore
         store = LabelStore(Database({str(db_path)!r}))
         pid = store.add_prompts(store.create_prompt_set("s"), ["q"])[0]
         a, b = store.add_candidate(pid, "x"), store.add_candidate(pid, "y")

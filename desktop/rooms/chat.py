@@ -16,10 +16,10 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
-from engines.core.conversations import Conversation, Message
+from engines.store.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError
 from engines.core.events import Log, Progress, Result, Token
-from engines.core.labels import LabelStore
+from engines.store.labels import LabelStore
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.composer import Composer

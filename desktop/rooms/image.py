@@ -2,7 +2,7 @@
 
 Every generation is a job on the "image" lane that streams the engine host's
 /hearth/image/generate events; previews arrive as small PNGs and are painted at most ~10 times
-a second (the newest wins). The gallery reads the SQLite index directly (engines.core.gallery):
+a second (the newest wins). The gallery reads the SQLite index directly (engines.store.gallery):
 browsing never waits for the host.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from engines.core.errors import HearthError
 from engines.core.events import Preview, Progress, Result
-from engines.core.gallery import Gallery
+from engines.store.gallery import Gallery
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QTabBar, QVBoxLayout, QWidget
 
 from engines.core.events import Result
-from engines.core.labels import LabelStore
+from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import STYLE, FileWorker, TuneJobs
 from desktop.rooms.tune_views.compare import CompareView
 from desktop.rooms.tune_views.label import LabelView

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
-from engines.core.conversations import Conversation
+from engines.store.conversations import Conversation
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
-from engines.core.conversations import Message
+from engines.store.conversations import Message
 from engines.core.resources import resource
 
 ICONS = resource("desktop", "icons")

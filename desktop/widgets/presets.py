@@ -6,7 +6,7 @@ from typing import Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QToolButton, QWidget
 
-from engines.core.settings import Settings
+from engines.store.settings import Settings
 
 PLACEHOLDER = "Presets…"
 

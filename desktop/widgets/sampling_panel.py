@@ -6,7 +6,7 @@ from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPlainTextEdit, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from engines.core.settings import Settings
+from engines.store.settings import Settings
 from desktop.widgets.presets import PresetBar
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."

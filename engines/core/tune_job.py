@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.errors import RequestError
-from engines.core.labels import _is_text_or_messages, read_jsonl
+from engines.store.labels import _is_text_or_messages, read_jsonl
 
 METHODS = ("sft", "reward", "dpo", "kto", "rl")
 

@@ -51,8 +51,8 @@ async def models(request: Request):
 
 @router.get("/gallery")
 async def gallery(search: str = "", model: str = "", limit: int = 200):
-    from engines.core.gallery import Gallery
-    from engines.core.storage import Database
+    from engines.store.gallery import Gallery
+    from engines.store.storage import Database
 
     def read():
         db = Database()
@@ -66,8 +66,8 @@ async def gallery(search: str = "", model: str = "", limit: int = 200):
 
 @router.post("/gallery/delete")
 async def gallery_delete(request: Request):
-    from engines.core.gallery import Gallery
-    from engines.core.storage import Database
+    from engines.store.gallery import Gallery
+    from engines.store.storage import Database
 
     data = await read_json_body(request)
 

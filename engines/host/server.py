@@ -60,8 +60,8 @@ class HostState:
 
     def usage_log(self):
         if self._usage is None:
-            from engines.core.storage import Database
-            from engines.core.usage import UsageLog
+            from engines.store.storage import Database
+            from engines.store.usage import UsageLog
 
             self._usage = UsageLog(Database())
         return self._usage

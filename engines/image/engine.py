@@ -177,8 +177,8 @@ class ImageEngine:
                               "total_s": round(time.perf_counter() - started, 3), "model": model.id})
 
     def _save(self, model, request, record, image, seed, out_path, index, count) -> dict:
-        from engines.core.gallery import Gallery
-        from engines.core.storage import Database
+        from engines.store.gallery import Gallery
+        from engines.store.storage import Database
         from engines.image.loading import model_hash
         from engines.image.metadata import a1111_parameters, png_bytes
 

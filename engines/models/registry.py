@@ -256,8 +256,8 @@ def configured_folders() -> list[Path]:
 
     folders = [paths.models_dir()]
     try:
-        from engines.core.settings import Settings
-        from engines.core.storage import Database
+        from engines.store.settings import Settings
+        from engines.store.storage import Database
 
         db = Database()
         try:

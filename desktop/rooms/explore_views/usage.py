@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.errors import RequestError
-from engines.core.usage import (
+from engines.store.usage import (
     DEFAULT_PRICES, EMAIL_COMPLETION_TOKENS, EMAIL_PROMPT_TOKENS, Price, UsageLog, email_cost, load_prices, save_prices,
     totals,
 )

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from engines.core.compare_stats import reward_win_rate
 from engines.core.events import Progress, Result
-from engines.core.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
+from engines.store.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.label import SYSTEM_PROMPT
 from desktop.rooms.tune_views.pairs import PairView, ReplyCard, as_markdown

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Progress, Result
-from engines.core.labels import CHAT_THUMBS_SOURCE, LabelStore
+from engines.store.labels import CHAT_THUMBS_SOURCE, LabelStore
 from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
 from desktop.rooms.tune_views.ranking import RankView

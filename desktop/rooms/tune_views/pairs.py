@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget,
 )
 
-from engines.core.labels import Candidate, LabelStore, Prompt, ranking_to_pairs
+from engines.store.labels import Candidate, LabelStore, Prompt, ranking_to_pairs
 from desktop.rooms.tune_views.common import muted
 
 KEYS = {Qt.Key.Key_1: "a", Qt.Key.Key_2: "b", Qt.Key.Key_T: "tie", Qt.Key.Key_S: "skip"}

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget,
 )
 
-from engines.core.labels import LabelStore, Prompt
+from engines.store.labels import LabelStore, Prompt
 from desktop.rooms.tune_views.common import ACCENT, MUTED, TEXT, muted
 from desktop.rooms.tune_views.pairs import as_markdown, prompt_box
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from engines.core.errors import HearthError
 from engines.core.launch import child_command
 from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
-from engines.core.labels import LabelStore
+from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, human_bytes, human_seconds, muted, section, set_state
 from engines.store.runs import CANCEL, EVENTS, EventTail, RunInfo, list_runs, read_run, runs_dir, seconds_per_step
 from desktop.rooms.tune_views.runs import RunTable, tune_dir

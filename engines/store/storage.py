@@ -46,7 +46,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (kind, name)
     );
     """,
-    # 2: tune labels (engines/core/labels.py). A label row is one user action (a pairwise
+    # 2: tune labels (engines/store/labels.py). A label row is one user action (a pairwise
     # judgement, a K-way ranking or a thumb); undo flags it instead of deleting it.
     """
     CREATE TABLE prompt_sets (
@@ -90,7 +90,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX labels_by_prompt ON labels(prompt_id);
     """,
-    # 3: image gallery (engines/core/gallery.py; one row per saved image, its request JSON re-runs it)
+    # 3: image gallery (engines/store/gallery.py; one row per saved image, its request JSON re-runs it)
     """
     CREATE TABLE images (
         id INTEGER PRIMARY KEY,
@@ -107,7 +107,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX images_by_created ON images(created);
     """,
-    # 4: usage log (engines/core/usage.py): completions the engine host ran outside Hearth's chat
+    # 4: usage log (engines/store/usage.py): completions the engine host ran outside Hearth's chat
     # (OpenAI-compatible API calls, Explore jobs); chat replies are counted from their messages.
     """
     CREATE TABLE usage (

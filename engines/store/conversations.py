@@ -14,7 +14,7 @@ from typing import Any
 
 from engines.core.errors import RequestError
 from engines.core.paths import atomic_write_text
-from engines.core.storage import Database
+from engines.store.storage import Database
 
 EXPORT_FORMAT = "hearth.conversation/1"
 ROLES = ("system", "user", "assistant")

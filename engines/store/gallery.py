@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.core.storage import Database
+from engines.store.storage import Database
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engines.core.storage import Database
+from engines.store.storage import Database
 
 DEFAULTS: dict[str, Any] = {
     "model_folders": [],

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from engines.core.errors import RequestError
-from engines.core.storage import Database
+from engines.store.storage import Database
 
 PRICES_KEY = "explore.prices"
 # "One email": a typical short request and reply, the unit the cost table is easiest to read in.

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 from engines.core.errors import RequestError
 from engines.core.paths import atomic_write_text
 from engines.core.resources import resource
-from engines.core.storage import Database
+from engines.store.storage import Database
 
 OUTCOMES = ("a", "b", "tie", "skip")
 STARTER_PROMPTS = resource("assets", "prompts", "starter.jsonl")
