@@ -90,7 +90,8 @@ async def ensure_text_model(state: HostState, model: str) -> str:
         return loaded.id
 
 
-def create_app(api_key: str | None = None, state: HostState | None = None) -> FastAPI:
+def create_app(api_key: str | None = None, state: HostState | None = None, bound_host: str = "127.0.0.1",
+               allowed_origins: tuple[str, ...] = ()) -> FastAPI:
     app = FastAPI(title="Hearth engine host", version="1")
     app.state.hearth = state or HostState()
     from engines.host.image_routes import router as image_router
@@ -106,15 +107,9 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     app.include_router(tune_router)
 
-    @app.middleware("http")
-    async def require_key(request: Request, call_next):
-        if api_key:
-            header = request.headers.get("authorization", "")
-            if header != f"Bearer {api_key}":
-                return JSONResponse({"error": {"kind": "auth", "type": "invalid_api_key",
-                                               "message": "Missing or wrong API key: send 'Authorization: Bearer KEY'."}},
-                                    status_code=401)
-        return await call_next(request)
+    from engines.host.guard import install
+
+    install(app, api_key=api_key, bound_host=bound_host, allowed_origins=allowed_origins)
 
     @app.exception_handler(HearthError)
     async def hearth_error(request: Request, exc: HearthError):
@@ -350,14 +345,19 @@ def _openai_final(kind: str, reply_id: str, created: int, model: str, result: Re
 
 
 def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
-          parent_pid: int | None = None, preload: str | None = None) -> int:
+          parent_pid: int | None = None, preload: str | None = None, allowed_origins: tuple[str, ...] = ()) -> int:
     import uvicorn
 
+    from engines.host.guard import is_loopback
+
     api_key = api_key or os.environ.get("HEARTH_API_KEY") or None
+    if not is_loopback(host) and not api_key:
+        raise RequestError(f"Refusing to listen on {host} without an API key: anyone on the network could use "
+                           f"your models and files.", hint="Pass --api-key KEY (or set HEARTH_API_KEY), or bind to 127.0.0.1.")
     state = HostState()
     if preload:
         state.text.load(LoadRequest(model=preload))
-    app = create_app(api_key, state)
+    app = create_app(api_key, state, bound_host=host, allowed_origins=tuple(allowed_origins))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
