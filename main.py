@@ -37,6 +37,8 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     chat.add_argument("--context-length", type=int, default=4096)
     chat.add_argument("--backend", choices=["auto", "llama", "transformers"], default="auto")
+    chat.add_argument("--chat-template", default="", metavar="NAME|FILE",
+                      help="chat template instead of the model's own: chatml, llama3, gemma, or a .jinja file")
     chat.add_argument("--device", default="auto")
     chat.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
 

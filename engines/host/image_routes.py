@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from engines.core.requests import check_value
 from engines.host.wire import event_stream_response, read_json_body
 from engines.image.request import ImageRequest, MemoryOptions
 
@@ -27,6 +28,8 @@ async def generate(request: Request):
 @router.post("/load")
 async def load(request: Request):
     data = await read_json_body(request)
+    for name, expected in (("model", str | None), ("memory", MemoryOptions | None), ("allow_pickle", bool | None)):
+        check_value(name, data.get(name), expected)
     memory = MemoryOptions(**(data.get("memory") or {}))
     loaded = await run_in_threadpool(request.app.state.hearth.image.load, str(data.get("model") or "default"), memory,
                                      bool(data.get("allow_pickle")))
@@ -36,6 +39,7 @@ async def load(request: Request):
 @router.post("/unload")
 async def unload(request: Request):
     data = await read_json_body(request)
+    check_value("model", data.get("model"), str | None)
     return {"unloaded": await run_in_threadpool(request.app.state.hearth.image.unload, data.get("model"))}
 
 
@@ -70,6 +74,8 @@ async def gallery_delete(request: Request):
     from engines.core.storage import Database
 
     data = await read_json_body(request)
+    check_value("id", data.get("id"), int)
+    check_value("delete_file", data.get("delete_file"), bool | None)
 
     def delete():
         db = Database()
@@ -87,6 +93,8 @@ async def metadata(request: Request):
     from engines.image.metadata import parse_parameters, read_png_metadata
 
     data = await read_json_body(request)
+    check_value("path", data.get("path"), str | None)
+    check_value("parameters", data.get("parameters"), str | None)
     if isinstance(data.get("parameters"), str):
         return {"parameters": data["parameters"], "parsed": parse_parameters(data["parameters"]), "hearth": None}
     return await run_in_threadpool(read_png_metadata, str(data.get("path") or ""))
