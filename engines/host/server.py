@@ -6,6 +6,7 @@ desktop app. See API.md beside this file.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -142,6 +143,11 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
         state = host(request)
         return {"status": "ok", "pid": os.getpid(), "loaded": [m.id for m in state.text.loaded()], "active": len(state.active)}
 
+    @app.get("/hearth/queue")
+    async def queue(request: Request):
+        state = host(request)
+        return {"models": state.text.queue() + state.image.queue()}
+
     @app.get("/hearth/memory")
     async def memory(request: Request):
         from engines.core.devices import system_memory
@@ -195,7 +201,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
                     yield sse(event_to_wire(event))
             yield SSE_DONE
 
-        return await start_stream(state, chat, frames)
+        return await start_stream(request, state, chat, frames, "hearth")
 
     # -- OpenAI-compatible -----------------------------------------------
     @app.get("/v1/models")
@@ -229,10 +235,21 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
 
         if not reply.stream:
             token = state.register(chat.request_id)
+            events = pump(lambda: state.text.chat(chat, token, client=_client(request, "openai")), token)
+            watcher = asyncio.create_task(cancel_on_disconnect(request, token))
+            result = None
             try:
-                result = await run_in_threadpool(_final_result, state.text, chat, token)
+                async for event in events:
+                    if isinstance(event, StreamFailed):
+                        raise event.exc
+                    if isinstance(event, Result):
+                        result = event
             finally:
+                watcher.cancel()
+                await events.aclose()
                 state.active.pop(chat.request_id, None)
+            if result is None:  # left the queue because the client went away
+                raise HearthError("The request was cancelled before it started.")
             record_usage(state, chat.model, "api", result)
             return oa.final(kind, reply_id, created, model_name, result)
 
@@ -279,16 +296,20 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
                     yield sse(last)
             yield SSE_DONE
 
-        return await start_stream(state, chat, frames)
+        return await start_stream(request, state, chat, frames, "openai")
 
-    async def start_stream(state: HostState, chat: ChatRequest, frames):
-        """Start the job; a failure before the first event becomes a plain HTTP error."""
+    async def start_stream(request: Request, state: HostState, chat: ChatRequest, frames, api: str):
+        """Start the job; a failure before the first event becomes a plain HTTP error. While the job waits its
+        turn no response has started, so a client that goes away meanwhile is watched for here."""
         token = state.register(chat.request_id)
-        events = pump(lambda: state.text.chat(chat, token), token)
+        events = pump(lambda: state.text.chat(chat, token, client=_client(request, api)), token)
+        watcher = asyncio.create_task(cancel_on_disconnect(request, token))
         try:
             first = await events.__anext__()
         except StopAsyncIteration:
             first = None
+        finally:
+            watcher.cancel()
         if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
             state.active.pop(chat.request_id, None)
             await events.aclose()
@@ -313,14 +334,19 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
     return app
 
 
-def _final_result(engine: TextEngine, chat: ChatRequest, token: CancelToken) -> Result:
-    result = None
-    for event in engine.chat(chat, token):
-        if isinstance(event, Result):
-            result = event
-    if result is None:
-        raise HearthError("The engine ended without a result.")
-    return result
+def _client(request: Request, api: str) -> str:
+    peer = request.client
+    return f"{api} {peer.host}:{peer.port}" if peer else api
+
+
+async def cancel_on_disconnect(request: Request, token: CancelToken) -> None:
+    """Cancel ``token`` when the client closes the connection (the body has been read: what comes next is
+    the disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            token.cancel("client disconnected")
+            return
 
 
 def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
