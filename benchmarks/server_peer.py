@@ -67,7 +67,9 @@ def start_servers(gguf: Path) -> tuple[dict[str, str], list[subprocess.Popen]]:
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peer = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
                              "--port", str(peer_port), "--n_ctx", str(CTX), "--n_threads", str(THREADS),
-                             "--api_key", KEY, "--verbose", "False"],
+                             "--api_key", KEY, "--verbose", "False",
+                             # By default a new request aborts the one streaming; queue them as Hearth does.
+                             "--interrupt_requests", "False"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     urls = {"hearth": f"http://127.0.0.1:{hearth_port}", "peer": f"http://127.0.0.1:{peer_port}"}
     procs = [hearth, peer]
