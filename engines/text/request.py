@@ -5,14 +5,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from engines.core import chat_templates
 from engines.core.errors import RequestError
 from engines.core.requests import from_json
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 OVERFLOW_POLICIES = ("stop", "truncate")
 BACKENDS = ("auto", "llama", "transformers")
-# Chat templates a user can choose instead of the model file's own ("" = the file's own; or a .jinja file path).
-CHAT_TEMPLATES = ("chatml", "llama3", "gemma")
 ROLES = ("system", "user", "assistant", "tool")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TOOL_CHOICES = ("auto", "none", "required")
@@ -33,10 +32,9 @@ class LoadRequest:
     def validate(self) -> None:
         if not isinstance(self.model, str) or not self.model:
             raise RequestError(f"Field 'model' is {self.model!r}.", hint="Use 'default', a model path or a model id.")
-        if not isinstance(self.chat_template, str) or not (
-                self.chat_template in ("", *CHAT_TEMPLATES) or self.chat_template.lower().endswith(".jinja")):
+        if not chat_templates.is_choice(self.chat_template):
             raise RequestError(f"Field 'chat_template' is {self.chat_template!r}.",
-                               hint=f"Leave it empty for the model's own, or use {', '.join(CHAT_TEMPLATES)} or the path of a .jinja file.")
+                               hint=f"Leave it empty for the model's own, or use {', '.join(chat_templates.NAMES)} or the path of a .jinja file.")
         if self.backend not in BACKENDS:
             raise RequestError(f"Field 'backend' is {self.backend!r}.", hint=f"Use one of {', '.join(BACKENDS)}.")
         if not isinstance(self.adapter, str):
