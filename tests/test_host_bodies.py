@@ -8,7 +8,7 @@ from tests.helpers import FRANCE, HostProcess
 
 USER = [{"role": "user", "content": "hi"}]
 
-# (path, body, the field the message must name)
+# (path, body, the field the message must name, or what it must be about)
 WRONG = [
     ("/v1/chat/completions", {"messages": FRANCE, "temperature": "hot"}, "temperature"),
     ("/v1/chat/completions", {"messages": FRANCE, "max_tokens": "many"}, "max_tokens"),
@@ -29,7 +29,15 @@ WRONG = [
     ("/v1/chat/completions", {"messages": FRANCE, "tools": {"a": 1}}, "tools"),
     ("/v1/chat/completions", {"messages": FRANCE, "top_logprobs": 99, "logprobs": True}, "top_logprobs"),
     ("/v1/chat/completions", {"messages": FRANCE, "stream_options": "usage"}, "stream_options"),
+    ("/v1/chat/completions", {"messages": FRANCE, "logit_bias": {"5": 100}}, "logit_bias"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "messages[0]"),
+    ("/v1/chat/completions", {"messages": FRANCE, "max_tokens": 4,
+                              "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "wat"}}}}, "JSON schema"),
+    ("/v1/chat/completions", {"messages": FRANCE, "max_tokens": 4, "tool_choice": "required", "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"$ref": "#/nowhere"}}}]}, "JSON schema"),
     ("/v1/completions", {"prompt": 12}, "prompt"),
+    ("/v1/completions", {"prompt": "", "max_tokens": 2}, "prompt"),
     ("/v1/completions", {"prompt": "x", "temperature": None, "top_k": "ten"}, "top_k"),
     ("/v1/embeddings", {"input": 3}, "input"),
     ("/v1/embeddings", {"input": ["a", 3]}, "input"),
@@ -51,6 +59,8 @@ WRONG = [
     ("/hearth/image/load", {"model": ["default"]}, "model"),
     ("/hearth/image/unload", {"model": 1}, "model"),
     ("/hearth/image/gallery/delete", {"id": "first"}, "id"),
+    ("/hearth/image/gallery/delete", {"id": 2**80}, "id"),
+    ("/hearth/models/load", {"model": "default", "gpu_layers": -99}, "gpu_layers"),
     ("/hearth/image/metadata", {"path": 5}, "path"),
     ("/hearth/decode/run", {"snr": "high"}, "snr"),
     ("/hearth/decode/run", {"sweep": "0.5"}, "sweep"),
@@ -79,7 +89,8 @@ def test_a_wrongly_typed_field_is_a_400_naming_it(host, path, body, field):
         r = c.post(path, json=body)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
-    assert f"'{field}'" in error["message"], error["message"]
+    named = field if " " in field else f"'{field}'"  # a field, quoted; or what the message is about
+    assert named in error["message"], error["message"]
 
 
 def test_non_object_bodies_and_bad_query_parameters_are_400(host):
@@ -88,6 +99,8 @@ def test_non_object_bodies_and_bad_query_parameters_are_400(host):
             for body in (b"[1, 2]", b'"text"', b"3", b"null", b"true"):
                 r = c.post(path, content=body, headers={"Content-Type": "application/json"})
                 assert r.status_code == 400 and "JSON object" in r.json()["error"]["message"], (path, body, r.text)
+        r = c.post("/v1/chat/completions", content=b"[" * 100_000 + b"]" * 100_000, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "nested too deeply" in r.json()["error"]["message"]
         r = c.get("/hearth/image/gallery", params={"limit": "many"})
         assert r.status_code == 400 and "'limit'" in r.json()["error"]["message"]
         r = c.get("/hearth/models", params={"refresh": "soon"})

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from engines.core.errors import RequestError
 from engines.core.requests import check_value
 from engines.host.wire import event_stream_response, read_json_body
 from engines.image.request import ImageRequest, MemoryOptions
@@ -75,6 +76,8 @@ async def gallery_delete(request: Request):
 
     data = await read_json_body(request)
     check_value("id", data.get("id"), int)
+    if not 0 <= data["id"] < 2**63:
+        raise RequestError(f"Field 'id' is {data['id']!r}.", hint="Use the id of a gallery image.")
     check_value("delete_file", data.get("delete_file"), bool | None)
 
     def delete():

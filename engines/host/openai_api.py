@@ -20,6 +20,9 @@ from engines.text.request import ChatRequest
 _SAME = ("model", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "stop", "presence_penalty",
          "frequency_penalty", "response_format", "tools", "tool_choice")
 
+# Fields that change the reply and that Hearth does not implement: refused rather than silently ignored.
+_REFUSED = ("logit_bias", "functions", "function_call", "audio", "modalities", "prediction", "suffix", "echo")
+
 
 @dataclass
 class Reply:
@@ -34,6 +37,9 @@ class Reply:
 def chat_from_openai(data: dict, kind: str) -> tuple[ChatRequest, Reply]:
     """``/v1/chat/completions`` (kind ``chat``) or ``/v1/completions`` (kind ``text``) body -> request."""
     fields: dict[str, Any] = {k: data[k] for k in _SAME if data.get(k) is not None}
+    for name in _REFUSED:
+        if data.get(name):
+            raise RequestError(f"Field '{name}' is not supported by Hearth.", hint="Leave it out.")
     check_value("n", data.get("n"), int | None)
     if (data.get("n") or 1) != 1:
         raise RequestError(f"Field 'n' is {data['n']!r}.", hint="Hearth generates one choice per request: use 1.")
@@ -86,6 +92,10 @@ def _flatten_message(message: Any, index: int) -> dict:
     if isinstance(content, list):
         if not all(isinstance(p, dict) for p in content):
             raise RequestError(f"Field 'messages[{index}]' has content parts that are not objects.")
+        other = sorted({str(p.get("type")) for p in content if p.get("type") != "text"})
+        if other:
+            raise RequestError(f"Field 'messages[{index}]' has {', '.join(other)} parts; Hearth's OpenAI API takes text parts.",
+                               hint="Send images through Hearth's Chat room, or describe them in text.")
         out["content"] = "".join(p.get("text", "") for p in content if p.get("type") == "text" and isinstance(p.get("text"), str))
     if out.get("role") == "developer":
         out["role"] = "system"

@@ -17,7 +17,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
@@ -27,7 +27,7 @@ from engines.core.requests import check_value
 from engines.host import openai_api as oa
 from engines.host.openai_api import Reply, chat_from_openai
 from engines.host.pump import StreamFailed, pump
-from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
+from engines.host.wire import SSE_DONE, InternalErrorsAsJSON, error_response, error_wire, read_json_body, sse
 from engines.image.engine import ImageEngine
 from engines.text.engine import TextEngine
 from engines.text.embeddings import EmbeddingRequest, EmbeddingService
@@ -116,6 +116,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
 
     from engines.host.guard import install
 
+    app.add_middleware(InternalErrorsAsJSON)
     install(app, api_key=api_key, bound_host=bound_host, allowed_origins=allowed_origins)
 
     @app.exception_handler(HearthError)
@@ -127,11 +128,6 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
         first = exc.errors()[0] if exc.errors() else {}
         name = str(first.get("loc", ("", "?"))[-1])
         return error_response(RequestError(f"Field '{name}' is {first.get('input')!r}: {first.get('msg', 'invalid')}."))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        # A bug, not a bad request: still an answer the client can read.
-        return JSONResponse({"error": {**error_wire(exc), "type": "internal"}}, status_code=500)
 
     def host(request: Request) -> HostState:
         return request.app.state.hearth

@@ -42,6 +42,8 @@ class LoadRequest:
         if self.adapter and self.backend == "llama":
             raise RequestError("Adapters need the transformers backend; llama.cpp cannot apply a PEFT adapter.",
                                hint="Choose backend 'transformers' (or 'auto') to load the adapter, or merge it first.")
+        if not isinstance(self.gpu_layers, int) or self.gpu_layers < -1:
+            raise RequestError(f"Field 'gpu_layers' is {self.gpu_layers!r}.", hint="Use -1 (all), 0 (CPU only) or a number of layers.")
         if not isinstance(self.context_length, int) or not 128 <= self.context_length <= 1_048_576:
             raise RequestError(f"Field 'context_length' is {self.context_length!r}.", hint="Use a number of tokens between 128 and 1048576.")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
@@ -87,6 +89,8 @@ class ChatRequest:
     def validate(self) -> None:
         if self.prompt is None and not self.messages:
             raise RequestError("The request has no 'messages' (and no 'prompt').", hint="Send at least one user message.")
+        if self.prompt is not None and not self.messages and (not isinstance(self.prompt, str) or not self.prompt):
+            raise RequestError(f"Field 'prompt' is {self.prompt!r}.", hint="Send the text to complete.")
         for i, m in enumerate(self.messages):
             _check_message(i, m)
         number = (int, float)
