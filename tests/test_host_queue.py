@@ -141,3 +141,26 @@ def test_a_waiting_client_that_disconnects_leaves_the_queue(host):
     assert time.monotonic() - started < 30
     with host.client() as c:
         assert c.get("/hearth/health").json()["active"] == 0
+
+
+def test_a_chat_room_reply_that_must_wait_says_who_uses_the_model(host):
+    def long_job() -> None:
+        with host.client(timeout=300) as c:
+            c.post("/v1/chat/completions", json={"messages": LONG, "max_tokens": 1500, "temperature": 0, "stream": True})
+
+    runner = threading.Thread(target=long_job)
+    runner.start()
+    try:
+        running = wait_for(lambda: queue(host)["running"])
+        with host.client(timeout=300) as c, c.stream("POST", "/hearth/chat", json={
+                "request_id": "gui", "messages": [SYSTEM, {"role": "user", "content": "Name a colour."}], "max_tokens": 8}) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            first = json.loads(next(l for l in lines if l.startswith("data: "))[6:])
+            assert first["type"] == "Log" and running["client"] in first["message"] and "Waiting" in first["message"]
+            with host.client() as other:
+                other.post("/hearth/cancel", json={"request_id": running["request_id"]})
+            events = [json.loads(l[6:]) for l in lines if l.startswith("data: {")]
+        assert events[-1]["type"] == "Result" and events[-1]["data"]["completion_tokens"] > 0
+    finally:
+        runner.join(timeout=60)

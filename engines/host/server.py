@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError, NotLoadedError, RequestError
-from engines.core.events import Result, Token, event_to_wire
+from engines.core.events import Log, Result, Token, event_to_wire
 from engines.core.requests import check_value
 from engines.host import openai_api as oa
 from engines.host.openai_api import Reply, chat_from_openai
@@ -297,15 +297,21 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
     async def start_stream(request: Request, state: HostState, chat: ChatRequest, frames, api: str):
         """Start the job; a failure before the first event becomes a plain HTTP error. While the job waits its
         turn no response has started, so a client that goes away meanwhile is watched for here."""
+        # Hearth's own clients (the Chat room) learn at once why a reply waits: the stream opens with a Log event
+        # naming who uses the model, and a later failure comes as an Error event instead of an HTTP error.
+        busy = busy_message(state, chat.model) if api == "hearth" else None
         token = state.register(chat.request_id)
         events = pump(lambda: state.text.chat(chat, token, client=_client(request, api)), token)
-        watcher = asyncio.create_task(cancel_on_disconnect(request, token))
-        try:
-            first = await events.__anext__()
-        except StopAsyncIteration:
-            first = None
-        finally:
-            watcher.cancel()
+        if busy:
+            first = Log(busy)
+        else:
+            watcher = asyncio.create_task(cancel_on_disconnect(request, token))
+            try:
+                first = await events.__anext__()
+            except StopAsyncIteration:
+                first = None
+            finally:
+                watcher.cancel()
         if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
             state.active.pop(chat.request_id, None)
             await events.aclose()
@@ -328,6 +334,20 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
                                  headers={"X-Hearth-Request-Id": chat.request_id, "Cache-Control": "no-cache"})
 
     return app
+
+
+def busy_message(state: HostState, model: str) -> str | None:
+    """What a new request for ``model`` waits for, in words; None when it will start at once."""
+    try:
+        queue = state.text.get(model).owner.snapshot()
+    except HearthError:
+        return None
+    jobs = ([queue["running"]] if queue["running"] else []) + queue["waiting"]
+    if not jobs:
+        return None
+    first = jobs[0].get("client") or jobs[0].get("kind", "another job")
+    more = f" and {len(jobs) - 1} more request(s) ahead" if len(jobs) > 1 else ""
+    return f"Waiting for the model: it is busy with {first}{more}."
 
 
 def _client(request: Request, api: str) -> str:
