@@ -345,7 +345,8 @@ def busy_message(state: HostState, model: str) -> str | None:
     jobs = ([queue["running"]] if queue["running"] else []) + queue["waiting"]
     if not jobs:
         return None
-    first = jobs[0].get("client") or jobs[0].get("kind", "another job")
+    client = str(jobs[0].get("client") or "")
+    first = f"an outside client ({client})" if client.startswith("openai") else "another Hearth job"
     more = f" and {len(jobs) - 1} more request(s) ahead" if len(jobs) > 1 else ""
     return f"Waiting for the model: it is busy with {first}{more}."
 
