@@ -1,9 +1,10 @@
 """llama.cpp backend (GGUF) on llama-cpp-python.
 
-The chat template comes from the GGUF metadata through llama-cpp-python's
-``Jinja2ChatFormatter``; we render the prompt ourselves (instead of calling
+The chat template is the GGUF's own (llama-cpp-python's ``Jinja2ChatFormatter``) or the one the
+user chose (engines.text.chat_template); we render the prompt ourselves (instead of calling
 ``create_chat_completion``) so we can count its tokens and apply the overflow policy before
-generating. KV-cache prefix reuse: ``Llama.generate`` keeps the evaluated prefix between calls
+generating. OpenAI extras ride on ``create_completion``: grammars for structured output and
+forced tool calls, presence/frequency penalties, logprobs. KV-cache prefix reuse: ``Llama.generate`` keeps the evaluated prefix between calls
 on the same object, and a ``LlamaRAMCache`` keeps recent conversations' states when the user
 switches between chats.
 """
