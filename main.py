@@ -21,6 +21,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set HEARTH_API_KEY)")
     serve.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     serve.add_argument("--preload", default=None, help="model to load at start ('default' for the bundled model)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="let a web front end at ORIGIN (e.g. http://localhost:3000) call the host (repeatable)")
 
     chat = sub.add_parser("chat", help="stream one reply to stdout")
     chat.add_argument("--prompt", required=True)
@@ -36,6 +38,8 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     chat.add_argument("--context-length", type=int, default=4096)
     chat.add_argument("--backend", choices=["auto", "llama", "transformers"], default="auto")
+    chat.add_argument("--chat-template", default="", metavar="NAME|FILE",
+                      help="chat template instead of the model's own: chatml, llama3, gemma, or a .jinja file")
     chat.add_argument("--device", default="auto")
     chat.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
 
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from engines.host.server import serve
 
-            return serve(port=args.port, host=args.host, api_key=args.api_key, parent_pid=args.parent_pid, preload=args.preload)
+            return serve(port=args.port, host=args.host, api_key=args.api_key, parent_pid=args.parent_pid, preload=args.preload,
+                         allowed_origins=tuple(args.allow_origin))
         if args.command == "chat":
             from engines.text.cli import run_chat
 

@@ -164,6 +164,19 @@ def test_load_options_and_model_folders_persist(open_hearth, monkeypatch, tmp_pa
     hearth.qtbot.waitUntil(lambda: hearth.chat.loaded is not None)
     assert sent[-1]["gpu_layers"] == 0 and sent[-1]["device"] == "cpu"
     assert hearth.session.settings.get("load_options") == {"gpu_layers": 0, "device": "cpu"}
+    # A model whose own chat template is broken: the user picks another one, and it sticks.
+    jinja = tmp_path / "mine.jinja"
+    jinja.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}", encoding="utf-8")
+    monkeypatch.setattr("desktop.widgets.model_picker.QFileDialog.getOpenFileName", lambda *a, **k: (str(jinja), ""))
+    picker.template_file.click()
+    assert picker.template.currentText() == str(jinja)
+    for choice in (str(jinja), "chatml"):
+        picker.template.setCurrentText(choice)
+        before = hearth.chat.loaded
+        picker.load_button.click()
+        hearth.qtbot.waitUntil(lambda: hearth.chat.loaded is not before)
+        assert sent[-1]["chat_template"] == choice
+        assert hearth.session.settings.get("load_options")["chat_template"] == choice
 
     folder = tmp_path / "my-models"
     folder.mkdir()

@@ -193,5 +193,38 @@ def test_openai_client_on_the_transformers_backend(tmp_path):
                   client.chat.completions.create(model="default", messages=FRANCE, temperature=0, max_tokens=24, stream=True)
                   if chunk.choices]
         assert "Paris" in "".join(pieces)
+        chunks = list(client.chat.completions.create(model="default", messages=FRANCE, temperature=0, max_tokens=8,
+                                                     stream=True, stream_options={"include_usage": True}))
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+        # What needs llama.cpp's sampler is refused with a reason, not silently ignored.
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+        with proc.client() as c:
+            for extra in ({"response_format": {"type": "json_object"}}, {"tools": tools}, {"logprobs": True},
+                          {"presence_penalty": 1.0}, {"frequency_penalty": 0.5}):
+                for stream in (False, True):
+                    r = c.post("/v1/chat/completions", json={"messages": FRANCE, "max_tokens": 4, "stream": stream, **extra})
+                    assert r.status_code == 400, (extra, r.text)
+                    assert "transformers backend does not support" in r.json()["error"]["message"]
     finally:
         proc.stop()
+
+
+def test_extremely_long_prompts_are_refused_or_trimmed_with_a_clear_message(host):
+    huge = "All work and no play makes Jack a dull boy. " * 12000  # about 540 kB, about 60 contexts
+    with host.client() as c:
+        r = c.post("/v1/completions", json={"prompt": huge, "max_tokens": 4})
+        assert r.status_code == 400 and r.json()["error"]["kind"] == "context_overflow"
+        assert "tokens; the model's context holds" in r.json()["error"]["message"]
+        for stream in (False, True):
+            r = c.post("/v1/chat/completions", json={"messages": [SYSTEM, {"role": "user", "content": huge}], "max_tokens": 4,
+                                                     "stream": stream})
+            assert r.status_code == 400 and r.json()["error"]["kind"] == "context_overflow", r.text
+            assert "last message alone" in r.json()["error"]["message"]
+        # Under the default policy ('truncate') a long history loses its oldest turns, and the reply says how many.
+        turn = "Tell me about rivers. " * 60
+        history = [SYSTEM] + [{"role": role, "content": turn} for _ in range(8) for role in ("user", "assistant")]
+        r = c.post("/v1/chat/completions", json={"messages": history + FRANCE[1:], "max_tokens": 30, "temperature": 0})
+        assert r.status_code == 200, r.text
+        assert r.json()["hearth"]["dropped_messages"] > 0
+        assert r.json()["usage"]["prompt_tokens"] < 4096
+        assert c.get("/hearth/health").json()["status"] == "ok"

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from desktop.widgets.adapter_picker import AdapterPicker
+from engines.core import chat_templates
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 BACKENDS = ("auto", "llama", "transformers")
@@ -117,6 +118,19 @@ class ModelPicker(QWidget):
                                    toolTip="llama.cpp: layers offloaded to the GPU (all, or 0 for CPU only); ignored without a GPU")
         self.device = QComboBox(toolTip="transformers: where the model runs (auto picks CUDA, then MPS, then the CPU)")
         self.device.addItems(DEVICES)
+        self.template = QComboBox(editable=True, toolTip=(
+            "Chat template: the model file's own, a common one, or the path of a .jinja file "
+            "(for a model whose template is missing or broken)"))
+        self.template.addItem("", chat_templates.FILE_OWN)
+        for name in chat_templates.NAMES:
+            self.template.addItem(name, name)
+        self.template.lineEdit().setPlaceholderText("the model's own")
+        self.template_file = QToolButton(text="…", objectName="Flat", toolTip="Choose a .jinja chat template file")
+        self.template_file.clicked.connect(self._choose_template_file)
+        template_row = QHBoxLayout()
+        template_row.setContentsMargins(0, 0, 0, 0)
+        template_row.addWidget(self.template, 1)
+        template_row.addWidget(self.template_file)
         self.adapter = AdapterPicker()
         self.adapter.adapter_chosen.connect(self._on_adapter_chosen)
         form.addRow("Adapter", self.adapter)
@@ -124,6 +138,7 @@ class ModelPicker(QWidget):
         form.addRow("Context length", self.context)
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("Device", self.device)
+        form.addRow("Chat template", template_row)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(self._request_load)
         self.unload_button = QPushButton("Unload")
@@ -178,6 +193,8 @@ class ModelPicker(QWidget):
         options = {"gpu_layers": self.gpu_layers.value(), "device": self.device.currentText()}
         if self.adapter.current_adapter():
             options["adapter"] = self.adapter.current_adapter()
+        if self.template.currentText().strip():
+            options["chat_template"] = self.template.currentText().strip()
         return options
 
     def set_load_options(self, options: dict) -> None:
@@ -185,6 +202,12 @@ class ModelPicker(QWidget):
         if options.get("device") in DEVICES:
             self.device.setCurrentText(options["device"])
         self.adapter.set_adapter(str(options.get("adapter") or ""))
+        self.template.setCurrentText(str(options.get("chat_template") or ""))
+
+    def _choose_template_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Chat template", "", "Jinja templates (*.jinja);;All files (*)")
+        if path:
+            self.template.setCurrentText(path)
 
     def choose_adapter(self, folder: str, base: str = "") -> None:
         """Select an adapter (and the base model it was trained on), as if the user had picked it."""

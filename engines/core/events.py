@@ -21,6 +21,8 @@ class Token(Event):
 
     text: str
     index: int = 0
+    # With logprobs asked for: [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]
+    logprobs: list | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.events import Result
+from engines.core.requests import check_value
 from engines.host.wire import event_stream_response, read_json_body
 from engines.text.explore_service import (
     AnalogyRequest, AttentionRequest, FewShotEvalRequest, FewShotPromptRequest, NeighboursRequest, PageRequest,
@@ -63,6 +64,7 @@ async def presets(request: Request):
 @router.post("/unload")
 async def unload(request: Request):
     data = await read_json_body(request)
+    check_value("model", data.get("model"), str | None)
     return {"unloaded": await run_in_threadpool(request.app.state.hearth.explore.sources.drop, data.get("model"))}
 
 

@@ -7,6 +7,8 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from engines.core.errors import RequestError
+from engines.core.requests import check_value
 from engines.host.wire import event_stream_response, read_json_body
 from engines.image.request import ImageRequest, MemoryOptions
 
@@ -27,6 +29,8 @@ async def generate(request: Request):
 @router.post("/load")
 async def load(request: Request):
     data = await read_json_body(request)
+    for name, expected in (("model", str | None), ("memory", MemoryOptions | None), ("allow_pickle", bool | None)):
+        check_value(name, data.get(name), expected)
     memory = MemoryOptions(**(data.get("memory") or {}))
     loaded = await run_in_threadpool(request.app.state.hearth.image.load, str(data.get("model") or "default"), memory,
                                      bool(data.get("allow_pickle")))
@@ -36,6 +40,7 @@ async def load(request: Request):
 @router.post("/unload")
 async def unload(request: Request):
     data = await read_json_body(request)
+    check_value("model", data.get("model"), str | None)
     return {"unloaded": await run_in_threadpool(request.app.state.hearth.image.unload, data.get("model"))}
 
 
@@ -70,6 +75,10 @@ async def gallery_delete(request: Request):
     from engines.store.storage import Database
 
     data = await read_json_body(request)
+    check_value("id", data.get("id"), int)
+    if not 0 <= data["id"] < 2**63:
+        raise RequestError(f"Field 'id' is {data['id']!r}.", hint="Use the id of a gallery image.")
+    check_value("delete_file", data.get("delete_file"), bool | None)
 
     def delete():
         db = Database()
@@ -87,6 +96,8 @@ async def metadata(request: Request):
     from engines.image.metadata import parse_parameters, read_png_metadata
 
     data = await read_json_body(request)
+    check_value("path", data.get("path"), str | None)
+    check_value("parameters", data.get("parameters"), str | None)
     if isinstance(data.get("parameters"), str):
         return {"parameters": data["parameters"], "parsed": parse_parameters(data["parameters"]), "hearth": None}
     return await run_in_threadpool(read_png_metadata, str(data.get("path") or ""))

@@ -6,25 +6,31 @@ desktop app. See API.md beside this file.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import threading
 import time
 import uuid
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError, NotLoadedError, RequestError
-from engines.core.events import Result, Token, event_to_wire
+from engines.core.events import Log, Result, Token, event_to_wire
+from engines.core.requests import check_value
+from engines.host import openai_api as oa
+from engines.host.openai_api import Reply, chat_from_openai
 from engines.host.pump import StreamFailed, pump
-from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
+from engines.host.wire import SSE_DONE, InternalErrorsAsJSON, error_response, error_wire, read_json_body, sse
 from engines.image.engine import ImageEngine
 from engines.text.engine import TextEngine
+from engines.text.embeddings import EmbeddingRequest, EmbeddingService
 from engines.text.explore_service import ExploreService
 from engines.text.request import ChatRequest, LoadRequest
 
@@ -38,6 +44,7 @@ class HostState:
         self.text = TextEngine()
         self.image = ImageEngine()
         self.explore = ExploreService(self.text)
+        self.embeddings = EmbeddingService()
         self._usage = None
         self.active: dict[str, CancelToken] = {}
         self._models_cache: list[dict] | None = None
@@ -90,7 +97,8 @@ async def ensure_text_model(state: HostState, model: str) -> str:
         return loaded.id
 
 
-def create_app(api_key: str | None = None, state: HostState | None = None) -> FastAPI:
+def create_app(api_key: str | None = None, state: HostState | None = None, bound_host: str = "127.0.0.1",
+               allowed_origins: tuple[str, ...] = ()) -> FastAPI:
     app = FastAPI(title="Hearth engine host", version="1")
     app.state.hearth = state or HostState()
     from engines.host.image_routes import router as image_router
@@ -106,19 +114,20 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     app.include_router(tune_router)
 
-    @app.middleware("http")
-    async def require_key(request: Request, call_next):
-        if api_key:
-            header = request.headers.get("authorization", "")
-            if header != f"Bearer {api_key}":
-                return JSONResponse({"error": {"kind": "auth", "type": "invalid_api_key",
-                                               "message": "Missing or wrong API key: send 'Authorization: Bearer KEY'."}},
-                                    status_code=401)
-        return await call_next(request)
+    from engines.host.guard import install
+
+    app.add_middleware(InternalErrorsAsJSON)
+    install(app, api_key=api_key, bound_host=bound_host, allowed_origins=allowed_origins)
 
     @app.exception_handler(HearthError)
     async def hearth_error(request: Request, exc: HearthError):
         return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        name = str(first.get("loc", ("", "?"))[-1])
+        return error_response(RequestError(f"Field '{name}' is {first.get('input')!r}: {first.get('msg', 'invalid')}."))
 
     def host(request: Request) -> HostState:
         return request.app.state.hearth
@@ -129,6 +138,11 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     async def health(request: Request):
         state = host(request)
         return {"status": "ok", "pid": os.getpid(), "loaded": [m.id for m in state.text.loaded()], "active": len(state.active)}
+
+    @app.get("/hearth/queue")
+    async def queue(request: Request):
+        state = host(request)
+        return {"models": state.text.queue() + state.image.queue()}
 
     @app.get("/hearth/memory")
     async def memory(request: Request):
@@ -151,13 +165,18 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     @app.post("/hearth/models/unload")
     async def unload(request: Request):
         data = await read_json_body(request)
-        await run_in_threadpool(host(request).explore.sources.drop, data.get("model"))
-        return {"unloaded": await run_in_threadpool(host(request).text.unload, data.get("model"))}
+        check_value("model", data.get("model"), str | None)
+        state = host(request)
+        await run_in_threadpool(state.explore.sources.drop, data.get("model"))
+        embedders = await run_in_threadpool(state.embeddings.unload, data.get("model"))
+        unloaded = await run_in_threadpool(state.text.unload, data.get("model"))
+        return {"unloaded": unloaded + [m for m in embedders if m not in unloaded]}
 
     @app.post("/hearth/cancel")
     async def cancel(request: Request):
         data = await read_json_body(request)
-        token = host(request).active.get(str(data.get("request_id", "")))
+        check_value("request_id", data.get("request_id"), str | None)
+        token = host(request).active.get(data.get("request_id") or "")
         if token is None:
             return {"cancelled": False}
         token.cancel("cancelled by the user")
@@ -178,7 +197,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
                     yield sse(event_to_wire(event))
             yield SSE_DONE
 
-        return await start_stream(state, chat, frames)
+        return await start_stream(request, state, chat, frames, "hearth")
 
     # -- OpenAI-compatible -----------------------------------------------
     @app.get("/v1/models")
@@ -190,75 +209,109 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
 
     @app.post("/v1/chat/completions")
     async def v1_chat(request: Request):
-        data = await read_json_body(request)
-        messages = data.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise RequestError("Field 'messages' must be a non-empty list.")
-        chat = _openai_request(data, messages=[_flatten_message(m, i) for i, m in enumerate(messages)])
-        return await openai_reply(request, chat, data, kind="chat")
+        chat, reply = chat_from_openai(await read_json_body(request), "chat")
+        return await openai_reply(request, chat, reply)
 
     @app.post("/v1/completions")
     async def v1_completions(request: Request):
-        data = await read_json_body(request)
-        prompt = data.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-            prompt = prompt[0]
-        if not isinstance(prompt, str):
-            raise RequestError("Field 'prompt' must be a string.")
-        chat = _openai_request(data, prompt=prompt)
-        return await openai_reply(request, chat, data, kind="text")
+        chat, reply = chat_from_openai(await read_json_body(request), "text")
+        return await openai_reply(request, chat, reply)
 
-    async def openai_reply(request: Request, chat: ChatRequest, data: dict, kind: str):
+    @app.post("/v1/embeddings")
+    async def v1_embeddings(request: Request):
+        req = EmbeddingRequest.from_dict(await read_json_body(request))
+        return await run_in_threadpool(host(request).embeddings.embed, req)
+
+    async def openai_reply(request: Request, chat: ChatRequest, reply: Reply):
         state = host(request)
         chat.model = await ensure_text_model(state, chat.model)
         created = int(time.time())
-        prefix = "chatcmpl" if kind == "chat" else "cmpl"
-        reply_id = f"{prefix}-{chat.request_id}"
-        model_name = data.get("model") or chat.model
+        kind, model_name = reply.kind, reply.model_name
+        reply_id = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{chat.request_id}"
 
-        if not data.get("stream"):
+        if not reply.stream:
             token = state.register(chat.request_id)
+            events = pump(lambda: state.text.chat(chat, token, client=_client(request, "openai")), token)
+            watcher = asyncio.create_task(cancel_on_disconnect(request, token))
+            result = None
             try:
-                result = await run_in_threadpool(_final_result, state.text, chat, token)
+                async for event in events:
+                    if isinstance(event, StreamFailed):
+                        raise event.exc
+                    if isinstance(event, Result):
+                        result = event
             finally:
+                watcher.cancel()
+                await events.aclose()
                 state.active.pop(chat.request_id, None)
+            if result is None:  # left the queue because the client went away
+                raise HearthError("The request was cancelled before it started.")
             record_usage(state, chat.model, "api", result)
-            return _openai_final(kind, reply_id, created, model_name, result)
+            return oa.final(kind, reply_id, created, model_name, result)
+
+        # With tools on, the reply may turn out to be a call: hold the text until the end decides.
+        hold = bool(chat.tools) and chat.tool_choice != "none"
+
+        def piece(text: str, logprobs: list | None) -> dict:
+            if kind == "chat":
+                choice = {"index": 0, "delta": {"content": text}, "logprobs": oa.chat_logprobs(logprobs), "finish_reason": None}
+            else:
+                choice = {"index": 0, "text": text, "logprobs": oa.text_logprobs(logprobs), "finish_reason": None}
+            return oa.chunk(kind, reply_id, created, model_name, [choice])
 
         async def frames(events: AsyncIterator) -> AsyncIterator[bytes]:
-            first = True
+            if kind == "chat":
+                yield sse(oa.chunk(kind, reply_id, created, model_name,
+                                   [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]))
             async for event in events:
                 if isinstance(event, StreamFailed):
                     yield sse({"error": {**error_wire(event.exc), "type": getattr(event.exc, "kind", "error")}})
                     break
-                if isinstance(event, Token):
-                    if kind == "chat":
-                        delta = {"role": "assistant", "content": event.text} if first else {"content": event.text}
-                        choice = {"index": 0, "delta": delta, "finish_reason": None}
-                    else:
-                        choice = {"index": 0, "text": event.text, "logprobs": None, "finish_reason": None}
-                    first = False
-                    yield sse(_chunk(kind, reply_id, created, model_name, [choice]))
+                if isinstance(event, Token) and not hold:
+                    yield sse(piece(event.text, event.logprobs))
                 elif isinstance(event, Result):
-                    finish = "stop" if event.finish_reason == "cancelled" else event.finish_reason
-                    choice = ({"index": 0, "delta": {}, "finish_reason": finish} if kind == "chat"
+                    calls = event.data.get("tool_calls")
+                    if hold and calls:
+                        yield sse(oa.chunk(kind, reply_id, created, model_name, [
+                            {"index": 0, "delta": {"tool_calls": oa.wire_tool_calls(calls, streaming=True)}, "logprobs": None,
+                             "finish_reason": None}]))
+                    elif hold and event.data.get("text"):
+                        yield sse(piece(event.data["text"], event.data.get("logprobs")))
+                    finish = oa.finish_reason(event)
+                    choice = ({"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish} if kind == "chat"
                               else {"index": 0, "text": "", "logprobs": None, "finish_reason": finish})
-                    chunk = _chunk(kind, reply_id, created, model_name, [choice])
-                    chunk["usage"] = _usage(event)
-                    chunk["hearth"] = {"finish_reason": event.finish_reason, **{k: v for k, v in event.data.items() if k != "text"}}
-                    yield sse(chunk)
+                    last = oa.chunk(kind, reply_id, created, model_name, [choice])
+                    last["hearth"] = {"finish_reason": event.finish_reason,
+                                      **{k: v for k, v in event.data.items() if k not in ("text", "logprobs", "tool_calls")}}
+                    if reply.include_usage:
+                        # OpenAI's shape: one more chunk with no choices and the usage.
+                        yield sse(last)
+                        last = {**oa.chunk(kind, reply_id, created, model_name, []), "usage": oa.usage(event)}
+                    else:
+                        last["usage"] = oa.usage(event)
+                    yield sse(last)
             yield SSE_DONE
 
-        return await start_stream(state, chat, frames)
+        return await start_stream(request, state, chat, frames, "openai")
 
-    async def start_stream(state: HostState, chat: ChatRequest, frames):
-        """Start the job; a failure before the first event becomes a plain HTTP error."""
+    async def start_stream(request: Request, state: HostState, chat: ChatRequest, frames, api: str):
+        """Start the job; a failure before the first event becomes a plain HTTP error. While the job waits its
+        turn no response has started, so a client that goes away meanwhile is watched for here."""
+        # Hearth's own clients (the Chat room) learn at once why a reply waits: the stream opens with a Log event
+        # naming who uses the model, and a later failure comes as an Error event instead of an HTTP error.
+        busy = busy_message(state, chat.model) if api == "hearth" else None
         token = state.register(chat.request_id)
-        events = pump(lambda: state.text.chat(chat, token), token)
-        try:
-            first = await events.__anext__()
-        except StopAsyncIteration:
-            first = None
+        events = pump(lambda: state.text.chat(chat, token, client=_client(request, api)), token)
+        if busy:
+            first = Log(busy)
+        else:
+            watcher = asyncio.create_task(cancel_on_disconnect(request, token))
+            try:
+                first = await events.__anext__()
+            except StopAsyncIteration:
+                first = None
+            finally:
+                watcher.cancel()
         if isinstance(first, StreamFailed) and isinstance(first.exc, HearthError):
             state.active.pop(chat.request_id, None)
             await events.aclose()
@@ -283,81 +336,50 @@ def create_app(api_key: str | None = None, state: HostState | None = None) -> Fa
     return app
 
 
-def _final_result(engine: TextEngine, chat: ChatRequest, token: CancelToken) -> Result:
-    result = None
-    for event in engine.chat(chat, token):
-        if isinstance(event, Result):
-            result = event
-    if result is None:
-        raise HearthError("The engine ended without a result.")
-    return result
+def busy_message(state: HostState, model: str) -> str | None:
+    """What a new request for ``model`` waits for, in words; None when it will start at once."""
+    try:
+        queue = state.text.get(model).owner.snapshot()
+    except HearthError:
+        return None
+    jobs = ([queue["running"]] if queue["running"] else []) + queue["waiting"]
+    if not jobs:
+        return None
+    client = str(jobs[0].get("client") or "")
+    first = f"an outside client ({client})" if client.startswith("openai") else "another Hearth job"
+    more = f" and {len(jobs) - 1} more request(s) ahead" if len(jobs) > 1 else ""
+    return f"Waiting for the model: it is busy with {first}{more}."
 
 
-def _flatten_message(message: Any, index: int) -> dict:
-    """OpenAI content may be a list of parts; Hearth's text engine takes the text parts."""
-    if not isinstance(message, dict):
-        raise RequestError(f"messages[{index}] must be an object with 'role' and 'content'.")
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    role = message.get("role")
-    if role == "developer":
-        role = "system"
-    return {"role": role, "content": content if isinstance(content, str) else ""}
+def _client(request: Request, api: str) -> str:
+    peer = request.client
+    return f"{api} {peer.host}:{peer.port}" if peer else api
 
 
-def _openai_request(data: dict, **fields) -> ChatRequest:
-    if int(data.get("n") or 1) != 1:
-        raise RequestError("Field 'n' must be 1: Hearth generates one choice per request.")
-    mapping = {
-        "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
-        "repeat_penalty": "repeat_penalty", "seed": "seed", "stop": "stop",
-    }
-    kwargs = {ours: data[theirs] for theirs, ours in mapping.items() if data.get(theirs) is not None}
-    max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
-    if max_tokens is not None:
-        kwargs["max_tokens"] = max_tokens
-    if isinstance(kwargs.get("stop"), str):
-        kwargs["stop"] = [kwargs["stop"]]
-    kwargs["model"] = data.get("model") or "default"
-    kwargs["request_id"] = uuid.uuid4().hex
-    chat = ChatRequest(**fields, **kwargs)
-    chat.validate()
-    return chat
-
-
-def _usage(result: Result) -> dict:
-    p, c = result.data.get("prompt_tokens", 0), result.data.get("completion_tokens", 0)
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-
-def _chunk(kind: str, reply_id: str, created: int, model: str, choices: list) -> dict:
-    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
-    return {"id": reply_id, "object": obj, "created": created, "model": model, "choices": choices}
-
-
-def _openai_final(kind: str, reply_id: str, created: int, model: str, result: Result) -> dict:
-    finish = "stop" if result.finish_reason == "cancelled" else result.finish_reason
-    text = result.data.get("text", "")
-    if kind == "chat":
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-        obj = "chat.completion"
-    else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        obj = "text_completion"
-    return {"id": reply_id, "object": obj, "created": created, "model": model, "choices": [choice],
-            "usage": _usage(result), "hearth": {k: v for k, v in result.data.items() if k != "text"}}
+async def cancel_on_disconnect(request: Request, token: CancelToken) -> None:
+    """Cancel ``token`` when the client closes the connection (the body has been read: what comes next is
+    the disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            token.cancel("client disconnected")
+            return
 
 
 def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
-          parent_pid: int | None = None, preload: str | None = None) -> int:
+          parent_pid: int | None = None, preload: str | None = None, allowed_origins: tuple[str, ...] = ()) -> int:
     import uvicorn
 
+    from engines.host.guard import is_loopback
+
     api_key = api_key or os.environ.get("HEARTH_API_KEY") or None
+    if not is_loopback(host) and not api_key:
+        raise RequestError(f"Refusing to listen on {host} without an API key: anyone on the network could use "
+                           f"your models and files.", hint="Pass --api-key KEY (or set HEARTH_API_KEY), or bind to 127.0.0.1.")
     state = HostState()
     if preload:
         state.text.load(LoadRequest(model=preload))
-    app = create_app(api_key, state)
+    app = create_app(api_key, state, bound_host=host, allowed_origins=tuple(allowed_origins))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
@@ -389,4 +411,5 @@ def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
         state.text.close()
         state.image.close()
         state.explore.close()
+        state.embeddings.close()
     return 0

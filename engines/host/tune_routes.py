@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.errors import RequestError
+from engines.core.requests import check_value
 from engines.host.wire import event_stream_response, read_json_body
 
 router = APIRouter(prefix="/hearth/tune")
@@ -53,7 +54,9 @@ async def merge(request: Request):
 
     data = await read_json_body(request)
     adapter, target = data.get("adapter"), data.get("target")
-    if not isinstance(adapter, str) or not adapter or not isinstance(target, str) or not target:
+    check_value("adapter", adapter, str)
+    check_value("target", target, str)
+    if not adapter or not target:
         raise RequestError("A merge needs 'adapter' (a run's folder) and 'target' (a new folder).")
     check_adapter(adapter)
     folder = await run_in_threadpool(merge_adapter, adapter, target)

@@ -22,6 +22,8 @@ async def read_json_body(request: Request) -> dict:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(f"The request body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise RequestError("The request body is nested too deeply to read.") from exc
     if not isinstance(data, dict):
         raise RequestError("The request body must be a JSON object.")
     return data
@@ -81,3 +83,38 @@ async def event_stream_response(state, request_id: str, make_events, token, on_e
 
     return StreamingResponse(frames(), media_type="text/event-stream",
                              headers={"X-Hearth-Request-Id": request_id, "Cache-Control": "no-cache"})
+
+
+class InternalErrorsAsJSON:
+    """A bug (not a HearthError) before the response started becomes a 500 with the usual JSON error body, and the
+    connection stays usable. (Starlette's own 500 path re-raises to the server, which then drops the keep-alive
+    connection: the client's next request on it would fail with a reset.)"""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - every bug still gets an answer the client can read
+            if started:
+                raise
+            import sys
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            body = json.dumps({"error": {**error_wire(exc), "type": "internal"}}).encode("utf-8")
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

@@ -109,6 +109,10 @@ class ImageEngine:
     def close(self) -> None:
         self.unload()
 
+    def queue(self) -> list[dict]:
+        """The loaded image model's running and waiting jobs (image and decode runs share it)."""
+        return [{"model": m.id, "backend": "diffusers", **m.owner.snapshot()} for m in self.loaded()]
+
     # -- work -------------------------------------------------------------
     def generate(self, request: ImageRequest, cancel: CancelToken | None = None,
                  out_path: str | Path | None = None) -> Iterator[Event]:
@@ -121,7 +125,8 @@ class ImageEngine:
         cancel = cancel or CancelToken()
         model = self.load(request.model, request.memory, request.allow_pickle, request.width, request.height,
                           request.batch_size)
-        return model.owner.stream(lambda: self._run(model, request, cancel, out_path), cancel)
+        return model.owner.stream(lambda: self._run(model, request, cancel, out_path), cancel,
+                                  {"kind": "image", "request_id": request.request_id})
 
     def _run(self, model: LoadedImageModel, request: ImageRequest, cancel: CancelToken, out_path) -> Iterator[Event]:
         import torch

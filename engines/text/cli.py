@@ -13,7 +13,7 @@ def run_chat(args) -> int:
     engine = TextEngine()
     try:
         loaded = engine.load(LoadRequest(model=args.model, backend=args.backend, context_length=args.context_length,
-                                         device=args.device))
+                                         device=args.device, chat_template=args.chat_template))
         system = DEFAULT_SYSTEM_PROMPT if args.system is None else args.system
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": args.prompt}]
         request = ChatRequest(

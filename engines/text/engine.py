@@ -168,12 +168,18 @@ class TextEngine:
             return model_id
 
     # -- work -------------------------------------------------------------
-    def chat(self, request: ChatRequest, cancel: CancelToken | None = None) -> Iterator[Event]:
-        """Stream ``Token`` events and one final ``Result`` for ``request`` on its model."""
+    def chat(self, request: ChatRequest, cancel: CancelToken | None = None, client: str = "") -> Iterator[Event]:
+        """Stream ``Token`` events and one final ``Result`` for ``request`` on its model. Requests for one model
+        run one at a time, first come first served; ``client`` names the caller in the model's queue."""
         request.validate()
         cancel = cancel or CancelToken()
         model = self.get(request.model)
-        return model.owner.stream(lambda: model.backend.generate(request, cancel), cancel)
+        label = {"kind": "chat", "request_id": request.request_id, "client": client or "in-process"}
+        return model.owner.stream(lambda: model.backend.generate(request, cancel), cancel, label)
+
+    def queue(self) -> list[dict]:
+        """Per loaded model: the job running and the jobs waiting, in order."""
+        return [{"model": m.id, "backend": m.backend_name, **m.owner.snapshot()} for m in self.loaded()]
 
     def tokenize(self, model_id: str, text: str) -> list[int]:
         model = self.get(model_id)

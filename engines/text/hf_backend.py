@@ -10,8 +10,9 @@ from typing import Iterator
 
 from engines.core.cancel import CancelToken
 from engines.core.devices import select_device
-from engines.core.errors import ModelFileError, OutOfMemoryError, UnsupportedModelError
+from engines.core.errors import ContextOverflowError, ModelFileError, OutOfMemoryError, RequestError, UnsupportedModelError
 from engines.core.events import Event, Token
+from engines.text.chat_template import PROBE, hf_template, render_checked, template_origin
 from engines.text.context import fit_messages
 from engines.text.request import ChatRequest, LoadRequest
 from engines.text.stats import ReplyTimer
@@ -38,6 +39,9 @@ class TransformersBackend:
 
         self.path = path
         self.adapter = load.adapter
+        self.template_origin = template_origin(load.chat_template, path)
+        self.chat_template = hf_template(load.chat_template, path)
+        self.template_label = load.chat_template or "tokenizer"
         self.device = select_device(load.device)
         self.dtype = auto_dtype(self.device, load.dtype)
         folder = path
@@ -63,18 +67,21 @@ class TransformersBackend:
             raise ModelFileError(f"transformers could not load {path}: {message}.", path=path,
                                  hint="Check the folder holds config.json, the weights (*.safetensors) and the tokenizer.") from exc
         self.model.to(self.device).eval()
-        if self.tokenizer.chat_template is None:
+        if self.chat_template is None and self.tokenizer.chat_template is None:
             raise UnsupportedModelError(f"{path} has no chat template in its tokenizer.", path=path,
                                         hint="Use an instruction-tuned model, or the Explore room's raw completion.")
         max_pos = getattr(self.model.config, "max_position_embeddings", None) or load.context_length
         self.n_ctx = min(load.context_length, max_pos)
+        self._chat_ids(PROBE)  # a template that cannot render a plain exchange fails the load, not the first reply
 
     def info(self) -> dict:
         return {"backend": self.name, "context_length": self.n_ctx, "device": self.device,
-                "dtype": str(self.dtype).replace("torch.", ""), "chat_template": "tokenizer", "adapter": self.adapter}
+                "dtype": str(self.dtype).replace("torch.", ""), "chat_template": self.template_label, "adapter": self.adapter}
 
     def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+        out = render_checked(lambda: self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, chat_template=self.chat_template),
+            self.template_origin)
         return list(out["input_ids"])
 
     def count_chat_tokens(self, messages: list[dict[str, str]]) -> int:
@@ -91,10 +98,14 @@ class TransformersBackend:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
+        refuse_llama_only_features(request)
         timer = ReplyTimer()
         dropped = 0
         if request.prompt is not None and not request.messages:
             ids = self.tokenizer.encode(request.prompt)
+            if len(ids) >= self.n_ctx:
+                raise ContextOverflowError(f"The prompt is {len(ids)} tokens; the model's context holds {self.n_ctx}.",
+                                           hint="Shorten the prompt or load the model with a longer context.")
         else:
             messages, _, dropped = fit_messages(request.messages, self.count_chat_tokens, self.n_ctx, request.max_tokens, request.overflow)
             ids = self._chat_ids(messages)
@@ -188,6 +199,22 @@ class TransformersBackend:
 
         del self.model
         release_memory()
+
+
+def refuse_llama_only_features(request: ChatRequest) -> None:
+    """What needs llama.cpp's sampler (grammars, logprobs, OpenAI penalties) is a clear 400 here, not ignored."""
+    fmt = request.response_format
+    asked = [name for name, on in (
+        (f"response_format {fmt.get('type') if fmt else ''}", fmt is not None and fmt.get("type") != "text"),
+        ("tools", bool(request.tools) and request.tool_choice != "none"),
+        ("logprobs", request.logprobs is not None),
+        ("presence_penalty", bool(request.presence_penalty)),
+        ("frequency_penalty", bool(request.frequency_penalty)),
+    ) if on]
+    if asked:
+        raise RequestError(f"The transformers backend does not support {', '.join(asked)}.",
+                           hint="Load the model's GGUF on the llama.cpp backend for grammar-constrained output, tool "
+                                "calls, logprobs and presence/frequency penalties.")
 
 
 def apply_adapter(model, adapter_dir: str, base_path: str):

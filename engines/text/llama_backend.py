@@ -1,9 +1,10 @@
 """llama.cpp backend (GGUF) on llama-cpp-python.
 
-The chat template comes from the GGUF metadata through llama-cpp-python's
-``Jinja2ChatFormatter``; we render the prompt ourselves (instead of calling
+The chat template is the GGUF's own (llama-cpp-python's ``Jinja2ChatFormatter``) or the one the
+user chose (engines.text.chat_template); we render the prompt ourselves (instead of calling
 ``create_chat_completion``) so we can count its tokens and apply the overflow policy before
-generating. KV-cache prefix reuse: ``Llama.generate`` keeps the evaluated prefix between calls
+generating. OpenAI extras ride on ``create_completion``: grammars for structured output and
+forced tool calls, presence/frequency penalties, logprobs. KV-cache prefix reuse: ``Llama.generate`` keeps the evaluated prefix between calls
 on the same object, and a ``LlamaRAMCache`` keeps recent conversations' states when the user
 switches between chats.
 """
@@ -13,17 +14,14 @@ import os
 from typing import Iterator
 
 from engines.core.cancel import CancelToken
-from engines.core.errors import ModelFileError, OutOfMemoryError
+from engines.core.errors import ModelFileError, OutOfMemoryError, RequestError
 from engines.core.events import Event, Token
+from engines.text.chat_template import PROBE, llama_formatter, open_llama, render_checked, template_origin
 from engines.text.context import fit_messages
 from engines.text.request import ChatRequest, LoadRequest
 from engines.text.stats import ReplyTimer
+from engines.text.tools import forced_call_schema, parse_tool_calls, template_messages
 
-# Used when a GGUF carries no chat template.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 RAM_CACHE_BYTES = 512 * 1024 * 1024
 
 
@@ -31,17 +29,14 @@ class LlamaBackend:
     name = "llama"
 
     def __init__(self, path: str, load: LoadRequest) -> None:
-        from llama_cpp import Llama, LlamaRAMCache
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from llama_cpp import LlamaRAMCache
 
+        self._options = dict(n_ctx=load.context_length, n_gpu_layers=load.gpu_layers,
+                             n_threads=int(os.environ.get("HEARTH_THREADS", "0")) or None, verbose=False)
+        self._chat_template = load.chat_template
+        self._scorer = None
         try:
-            self.llm = Llama(
-                model_path=path,
-                n_ctx=load.context_length,
-                n_gpu_layers=load.gpu_layers,
-                n_threads=int(os.environ.get("HEARTH_THREADS", "0")) or None,
-                verbose=False,
-            )
+            self.llm = open_llama(path, not load.chat_template, **self._options)
         except (ValueError, RuntimeError, OSError) as exc:
             message = str(exc)
             if "alloc" in message.lower() or "memory" in message.lower():
@@ -54,10 +49,13 @@ class LlamaBackend:
         eos_id, bos_id = self.llm.token_eos(), self.llm.token_bos()
         eos = self.llm._model.token_get_text(eos_id) if eos_id != -1 else ""
         bos = self.llm._model.token_get_text(bos_id) if bos_id != -1 else ""
-        template = self.llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
-        self.template_source = "gguf" if "tokenizer.chat_template" in self.llm.metadata else "chatml-fallback"
-        self.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
-                                             stop_token_ids=[eos_id] if eos_id != -1 else None)
+        try:
+            self.template_origin = template_origin(load.chat_template, path)
+            self.formatter, self.template_source = llama_formatter(load.chat_template, self.llm.metadata, eos, bos, eos_id, path)
+            self._render(PROBE)  # a template that cannot render a plain exchange fails the load, not the first reply
+        except BaseException:
+            self.llm.close()
+            raise
         self.llm.set_cache(LlamaRAMCache(capacity_bytes=RAM_CACHE_BYTES))
 
     def info(self) -> dict:
@@ -70,8 +68,8 @@ class LlamaBackend:
         return bool(llama_cpp.llama_supports_gpu_offload())
 
     # -- prompt -----------------------------------------------------------
-    def _render(self, messages: list[dict[str, str]]):
-        return self.formatter(messages=messages)
+    def _render(self, messages: list[dict], **extra):
+        return render_checked(lambda: self.formatter(messages=messages, **extra), self.template_origin)
 
     def _tokens(self, rendered) -> list[int]:
         return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
@@ -94,7 +92,8 @@ class LlamaBackend:
         if request.prompt is not None and not request.messages:
             prompt_tokens = self.llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True)
         else:
-            messages, _, dropped = fit_messages(request.messages, self.count_chat_tokens, self.n_ctx, request.max_tokens, request.overflow)
+            messages, _, dropped = fit_messages(template_messages(request), self.count_chat_tokens, self.n_ctx,
+                                                request.max_tokens, request.overflow)
             rendered = self._render(messages)
             prompt_tokens = self._tokens(rendered)
             if rendered.stop:
@@ -122,7 +121,8 @@ class LlamaBackend:
             return cancel.cancelled
 
         criteria.append(count_and_cancel)
-        stream = self.llm.create_completion(
+        llm = self.llm if request.logprobs is None else self._logprobs_llm()
+        stream = llm.create_completion(
             prompt=prompt_tokens,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
@@ -134,17 +134,25 @@ class LlamaBackend:
             stop=stop,
             stream=True,
             stopping_criteria=StoppingCriteriaList(criteria),
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+            grammar=output_grammar(request),
+            logprobs=request.logprobs,
         )
         pieces: list[str] = []
+        all_logprobs: list[dict] | None = [] if request.logprobs is not None else None
         finish = "stop"
         try:
             for index, chunk in enumerate(stream):
                 choice = chunk["choices"][0]
                 text = choice["text"]
+                entries = token_logprobs(choice.get("logprobs"), request.logprobs)
+                if entries and all_logprobs is not None:
+                    all_logprobs.extend(entries)
                 if text:
                     timer.token()
                     pieces.append(text)
-                    yield Token(text, index)
+                    yield Token(text, index, entries)
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
                 if cancel.cancelled:
@@ -156,7 +164,56 @@ class LlamaBackend:
         return_text = "".join(pieces)
         # A token sampled after Stop was pressed is thrown away, not shown.
         completion_tokens = max(0, sampled - 1) if stopped_by_cancel else sampled
-        yield timer.result(finish, return_text, n_prompt, completion_tokens, dropped_messages=dropped, backend=self.name)
+        extra: dict = {} if all_logprobs is None else {"logprobs": all_logprobs}
+        calls = parse_tool_calls(return_text, request)
+        if calls:
+            extra["tool_calls"] = calls
+        yield timer.result(finish, return_text, n_prompt, completion_tokens, dropped_messages=dropped, backend=self.name,
+                           **extra)
+
+    def _logprobs_llm(self):
+        """llama-cpp-python reports logprobs only from a Llama that keeps the logits of every position (n_ctx x
+        vocabulary floats: 400 MB for the bundled model at 2048 tokens), so that second instance of the same file
+        is made on the first request that asks for logprobs, not at load."""
+        if self._scorer is None:
+            self._scorer = open_llama(self.path, not self._chat_template, logits_all=True, **self._options)
+        return self._scorer
 
     def close(self) -> None:
         self.llm.close()
+        if self._scorer is not None:
+            self._scorer.close()
+
+
+def token_logprobs(chunk: dict | None, top: int | None) -> list[dict] | None:
+    """llama-cpp-python's completion logprobs (parallel lists) as OpenAI's chat entries."""
+    if not chunk or top is None:
+        return None
+    out = []
+    for token, logprob, alternatives in zip(chunk["tokens"], chunk["token_logprobs"], chunk["top_logprobs"]):
+        ranked = sorted((alternatives or {}).items(), key=lambda kv: kv[1], reverse=True)[:top]
+        out.append({"token": token, "logprob": float(logprob), "bytes": list(token.encode("utf-8")),
+                    "top_logprobs": [{"token": t, "logprob": float(lp), "bytes": list(t.encode("utf-8"))} for t, lp in ranked]})
+    return out
+
+
+def output_grammar(request: ChatRequest):
+    """The grammar that constrains the reply: a forced tool call's schema, a response_format's JSON schema, or
+    any JSON object (llama-cpp-python compiles JSON schemas to GBNF)."""
+    import json
+
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    schema = forced_call_schema(request)
+    fmt = request.response_format or {}
+    if schema is None and fmt.get("type") == "json_schema":
+        schema = fmt["json_schema"]["schema"]
+    try:
+        if schema is not None:
+            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        if fmt.get("type") == "json_object":
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the converter asserts on schemas it cannot read; the schema is the user's
+        raise RequestError(f"The JSON schema cannot be turned into a grammar: {type(exc).__name__}: {exc}.",
+                           hint="Simplify the schema (types, properties, required, enum, anyOf, arrays work).") from exc
+    return None
