@@ -106,7 +106,8 @@ def _sse(response) -> list[dict]:
 def test_host_streams_a_comparison_merges_and_loads_adapters(tiny, tmp_path):
     from fastapi.testclient import TestClient
 
-    from engines.host.server import HostState, create_app
+    from engines.host.server import create_app
+    from engines.host.state import HostState
     from engines.text.engine import TextEngine
     from engines.text.request import LoadRequest
 

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from engines.core.errors import RequestError
-from engines.store.labels import LabelStore, ranking_to_pairs, read_jsonl
+from engines.core.jsonl import read_jsonl
+from engines.store.labels import LabelStore, ranking_to_pairs
 from engines.store.storage import Database
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.errors import RequestError
-from engines.store.labels import _is_text_or_messages, read_jsonl
+from engines.core.jsonl import is_text_or_messages, read_jsonl
 
 METHODS = ("sft", "reward", "dpo", "kto", "rl")
 
@@ -215,7 +215,7 @@ def read_dataset(path: str | Path, method: str, on_error: str = "stop") -> tuple
                     elif k == "text":
                         if not isinstance(obj[k], str):
                             return "has a 'text' that is not a string"
-                    elif not _is_text_or_messages(obj[k]):
+                    elif not is_text_or_messages(obj[k]):
                         return f"has a {k!r} that is neither text nor a list of chat messages"
                 return None
         wanted = " or ".join("+".join(layout) for layout in layouts)

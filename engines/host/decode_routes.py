@@ -11,15 +11,6 @@ from engines.host.wire import event_stream_response, read_json_body
 router = APIRouter(prefix="/hearth/decode")
 
 
-def _engine(state):
-    engine = getattr(state, "decode", None)
-    if engine is None:
-        from engines.decode.engine import DecodeEngine
-
-        engine = state.decode = DecodeEngine(state.image)
-    return engine
-
-
 @router.post("/run")
 async def run(request: Request):
     from engines.decode.request import DecodeRequest
@@ -28,5 +19,5 @@ async def run(request: Request):
     job = DecodeRequest.from_dict(await read_json_body(request))  # validated
     job.request_id = job.request_id or uuid.uuid4().hex
     token = state.register(job.request_id)
-    engine = _engine(state)
+    engine = state.decode
     return await event_stream_response(state, job.request_id, lambda: engine.run(job, token), token)

@@ -89,14 +89,14 @@ async def page(request: Request):
 
 
 async def _ensure_loaded(request: Request, model: str) -> str:
-    from engines.host.server import ensure_text_model
+    from engines.host.state import ensure_text_model
 
     state = request.app.state.hearth
     return await ensure_text_model(state, state.explore.model_id(model))
 
 
 async def _stream(request: Request, request_id: str, make_events: Callable[..., Iterator], model: str, source: str):
-    from engines.host.server import record_usage
+    from engines.host.state import record_usage
 
     state = request.app.state.hearth
     token = state.register(request_id)

@@ -21,80 +21,18 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
-from engines.core.errors import HearthError, NotLoadedError, RequestError
+from engines.core.errors import HearthError, RequestError
 from engines.core.events import Log, Result, Token, event_to_wire
 from engines.core.requests import check_value
 from engines.host import openai_api as oa
 from engines.host.openai_api import Reply, chat_from_openai
 from engines.host.pump import StreamFailed, pump
+from engines.host.state import HostState, ensure_text_model, record_usage
 from engines.host.wire import SSE_DONE, InternalErrorsAsJSON, error_response, error_wire, read_json_body, sse
-from engines.image.engine import ImageEngine
-from engines.text.engine import TextEngine
-from engines.text.embeddings import EmbeddingRequest, EmbeddingService
-from engines.text.explore_service import ExploreService
+from engines.text.embeddings import EmbeddingRequest
 from engines.text.request import ChatRequest, LoadRequest
 
 READY_PREFIX = "HEARTH_HOST_READY"
-
-
-class HostState:
-    """What the app holds: the engines and the cancel tokens of running requests."""
-
-    def __init__(self) -> None:
-        self.text = TextEngine()
-        self.image = ImageEngine()
-        self.explore = ExploreService(self.text)
-        self.embeddings = EmbeddingService()
-        self._usage = None
-        self.active: dict[str, CancelToken] = {}
-        self._models_cache: list[dict] | None = None
-        self._scan_lock = threading.Lock()
-
-    def register(self, request_id: str) -> CancelToken:
-        token = CancelToken()
-        self.active[request_id] = token
-        return token
-
-    def list_models(self, refresh: bool = False) -> tuple[list[dict], list[dict]]:
-        from engines.models import configured_folders, scan_models
-
-        with self._scan_lock:
-            if self._models_cache is None or refresh:
-                entries, errors = scan_models(configured_folders())
-                self._models_cache = [e.to_dict() for e in entries]
-                self._scan_errors = [e.to_wire() for e in errors]
-            return self._models_cache, self._scan_errors
-
-    def usage_log(self):
-        if self._usage is None:
-            from engines.store.storage import Database
-            from engines.store.usage import UsageLog
-
-            self._usage = UsageLog(Database())
-        return self._usage
-
-
-def record_usage(state: HostState, model: str, source: str, result: Result) -> None:
-    """Count a finished completion in the usage log; a failure here never fails the reply."""
-    data = result.data
-    if not (data.get("prompt_tokens") or data.get("completion_tokens")):
-        return
-    try:
-        state.usage_log().record(model, source, data.get("prompt_tokens") or 0, data.get("completion_tokens") or 0,
-                                 data.get("total_s") or 0.0)
-    except Exception as exc:  # noqa: BLE001 - losing a usage row must never cost the user the reply
-        print(f"hearth: usage not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-async def ensure_text_model(state: HostState, model: str) -> str:
-    """The id of ``model`` in the text engine, loading it first (with default options) if needed."""
-    try:
-        return state.text.get(model).id
-    except NotLoadedError:
-        if model in ("", "auto"):
-            model = "default"
-        loaded = await run_in_threadpool(state.text.load, LoadRequest(model=model))
-        return loaded.id
 
 
 def create_app(api_key: str | None = None, state: HostState | None = None, bound_host: str = "127.0.0.1",
@@ -408,8 +346,5 @@ def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
     try:
         server.run()
     finally:
-        state.text.close()
-        state.image.close()
-        state.explore.close()
-        state.embeddings.close()
+        state.close()
     return 0

@@ -18,16 +18,6 @@ from engines.host.wire import event_stream_response, read_json_body
 router = APIRouter(prefix="/hearth/tune")
 
 
-def _comparer(request: Request):
-    state = request.app.state.hearth
-    comparer = getattr(state, "tune_comparer", None)
-    if comparer is None:
-        from engines.tune.compare import Comparer
-
-        comparer = state.tune_comparer = Comparer()
-    return comparer
-
-
 @router.post("/compare")
 async def compare(request: Request):
     from engines.tune.compare import CompareRequest
@@ -35,7 +25,7 @@ async def compare(request: Request):
     state = request.app.state.hearth
     job = CompareRequest.from_dict(await read_json_body(request))
     job.request_id = job.request_id or uuid.uuid4().hex
-    comparer = _comparer(request)
+    comparer = state.comparer
     token = state.register(job.request_id)
     # checks run before the first event: a bad adapter folder is a plain HTTP error
     return await event_stream_response(state, job.request_id, lambda: comparer.compare(job, token), token)
@@ -43,8 +33,7 @@ async def compare(request: Request):
 
 @router.post("/compare/release")
 async def compare_release(request: Request):
-    comparer = getattr(request.app.state.hearth, "tune_comparer", None)
-    return {"released": bool(comparer) and await run_in_threadpool(comparer.release)}
+    return {"released": await run_in_threadpool(request.app.state.hearth.release_comparer)}
 
 
 @router.post("/merge")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from engines.core.errors import RequestError
+from engines.core.jsonl import LineError, is_text_or_messages, read_jsonl
 from engines.core.paths import atomic_write_text
 from engines.core.resources import resource
 from engines.store.storage import Database
@@ -33,16 +34,6 @@ STARTER_PROMPTS = resource("assets", "prompts", "starter.jsonl")
 ELO_START = 1000.0
 ELO_K = 32.0
 CHAT_THUMBS_SOURCE = "chat:thumbs"  # the prompt set that holds thumbed Chat replies
-
-
-# -- JSONL with line numbers ------------------------------------------------------------------
-@dataclass
-class LineError:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
 
 
 @dataclass
@@ -63,51 +54,6 @@ class ImportReport:
         return text
 
 
-def read_jsonl(path: str | Path, on_error: str = "stop",
-               validate: Callable[[dict], str | None] | None = None) -> tuple[list[tuple[int, dict]], list[LineError]]:
-    """Read ``path`` as JSON Lines: ``([(line_number, object)], [LineError])``.
-
-    Blank lines are ignored. A line that is not a JSON object, or that ``validate`` rejects
-    (it returns a message), is reported by number: ``on_error="stop"`` raises RequestError at
-    the first one, ``"skip"`` collects them and goes on.
-    """
-    if on_error not in ("stop", "skip"):
-        raise RequestError(f"on_error must be 'stop' or 'skip', not {on_error!r}.")
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise RequestError(f"The file {path} does not exist.", path=path, hint="Choose an existing JSONL file.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RequestError(f"Cannot read {path}: {exc}.", path=path, hint="Choose a UTF-8 JSONL file.") from exc
-    records, errors = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            problem = None if isinstance(obj, dict) else "is not a JSON object"
-        except json.JSONDecodeError as exc:
-            obj, problem = None, f"is not valid JSON ({exc.msg} at column {exc.colno})"
-        if problem is None and validate is not None:
-            problem = validate(obj)
-        if problem:
-            if on_error == "stop":
-                raise RequestError(f"{path} line {number} {problem}.", path=path,
-                                   hint="Fix that line, or import with 'skip malformed lines'.")
-            errors.append(LineError(number, problem))
-            continue
-        records.append((number, obj))
-    return records, errors
-
-
-def _is_text_or_messages(value: Any) -> bool:
-    if isinstance(value, str):
-        return True
-    return isinstance(value, list) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
-
-
 def _needs(*keys: str, label: bool = False) -> Callable[[dict], str | None]:
     def check(obj: dict) -> str | None:
         missing = [k for k in keys if k not in obj]
@@ -117,7 +63,7 @@ def _needs(*keys: str, label: bool = False) -> Callable[[dict], str | None]:
             if k == "label":
                 if not isinstance(obj[k], bool):
                     return "has a 'label' that is not true or false"
-            elif not _is_text_or_messages(obj[k]):
+            elif not is_text_or_messages(obj[k]):
                 return f"has a {k!r} that is neither text nor a list of chat messages"
         return None
     return check
@@ -217,7 +163,7 @@ class LabelStore:
             start = conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM prompts WHERE set_id = ?", (set_id,)).fetchone()[0]
             now = time.time()
             for i, (prompt, meta) in enumerate(zip(prompts, metas)):
-                if not _is_text_or_messages(prompt) or (isinstance(prompt, str) and not prompt.strip()):
+                if not is_text_or_messages(prompt) or (isinstance(prompt, str) and not prompt.strip()):
                     raise RequestError(f"Prompt {i + 1} is empty or not text / chat messages.")
                 ids.append(conn.execute(
                     "INSERT INTO prompts(set_id, position, prompt_json, meta_json, created) VALUES (?,?,?,?,?)",
@@ -262,7 +208,7 @@ class LabelStore:
                 value = obj.get("prompt", obj.get("text"))
                 if value is None:
                     return "has no 'prompt' (or 'text')"
-                return None if _is_text_or_messages(value) else "has a prompt that is neither text nor chat messages"
+                return None if is_text_or_messages(value) else "has a prompt that is neither text nor chat messages"
             records, report.errors = read_jsonl(path, on_error, check)
             for _, obj in records:
                 prompts.append(obj.get("prompt", obj.get("text")))
@@ -297,7 +243,7 @@ class LabelStore:
     # candidates --------------------------------------------------------------------------
     def add_candidate(self, prompt_id: int, completion: Any, *, model: str = "", adapter: str = "",
                       sampling: dict | None = None, seed: int | None = None, meta: dict | None = None) -> int:
-        if not _is_text_or_messages(completion):
+        if not is_text_or_messages(completion):
             raise RequestError("A candidate reply must be text or a list of chat messages.")
         return self.db.execute(
             "INSERT INTO candidates(prompt_id, completion_json, model, adapter, sampling_json, seed, meta_json, created) "
