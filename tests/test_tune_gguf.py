@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from engines.core.errors import HearthError, ModelFileError, RequestError, UnsupportedModelError
 from engines.core.events import Result
 from engines.tune.gguf_export import check_source, export_gguf
-from tests.tune_support import CHATML, build_tiny_adapter
+from tests.tune_support import CHATML, build_tiny_adapter, build_tiny_model
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,10 +93,10 @@ def transformers_greedy(model, ids: list[int], n: int) -> list[int]:
     return out[0, len(ids):].tolist()
 
 
-def llama_cpp(path: Path):
+def llama_cpp(path: Path, n_ctx: int = 256):
     from llama_cpp import Llama
 
-    return Llama(model_path=str(path), n_ctx=256, n_threads=2, verbose=False, logits_all=True, seed=0)
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=2, verbose=False, logits_all=True, seed=0)
 
 
 def llama_greedy(llm, ids: list[int], n: int) -> list[int]:
@@ -265,6 +266,11 @@ def test_unfinished_runs_and_unknown_architectures_are_refused(tiny, tmp_path):
     with pytest.raises(RequestError, match=r"\.gguf"):
         list(export_gguf(tiny["run"], tmp_path / "model.bin"))
 
+    no_merges = build_tiny_model(tmp_path / "no-merges")  # one token per byte: nothing llama.cpp can load
+    with pytest.raises(UnsupportedModelError, match="no merges"):
+        export(no_merges, tmp_path / "no-merges.gguf")
+    assert not (tmp_path / "no-merges.gguf").exists()
+
 
 def test_a_full_disk_leaves_no_file_under_the_target_name(tiny, tmp_path, monkeypatch):
     import gguf
@@ -283,3 +289,105 @@ def test_a_full_disk_leaves_no_file_under_the_target_name(tiny, tmp_path, monkey
     assert "disk is full" in str(info.value) and str(out) in str(info.value)
     assert list(out.parent.iterdir()) == []  # neither the target nor the temp file
     assert snapshot(tiny["run"]) == before
+
+
+# A few paragraphs of plain prose (~460 SmolLM2 tokens) for the perplexity check.
+TEXT = """\
+The river runs past the old mill and under the stone bridge before it reaches the sea. In spring the water rises,
+and the children of the village watch the boats carry timber down to the harbour. Every evening the miller closes
+the gates, counts the sacks of flour and walks home along the bank, where the swallows fly low over the water and
+the lamps of the houses come on one by one.\
+
+His house stands at the end of a narrow lane, between the bakery and the school. The baker starts work long before
+dawn, and by the time the first cart rattles over the cobbles the smell of fresh bread has filled the street. The
+teacher arrives at eight, unlocks the heavy door and opens the windows to let in the morning air. Thirty children
+sit at wooden desks and learn to read, to write and to count, and in the afternoon they go out into the yard to play
+until their parents come to fetch them.\
+
+On market days the square is full of stalls. Farmers bring eggs, cheese, apples and potatoes from the hills; a
+fisherman sells the morning catch from a barrel of ice; an old woman sells honey and candles made by her own bees.
+People come from the nearby towns to buy and to talk, and the inn on the corner of the square serves soup and bread
+to anyone who is hungry. In the evening the stalls are taken down, the square is swept, and the only sound left is
+the fountain in the middle of it.\
+
+In winter the river freezes near the banks and the mill stops turning. The miller mends the wheel, sharpens his
+tools and repairs the roof of the barn. The days are short and the nights are long, so the families of the village
+gather by the fire to tell stories, sing old songs and play cards. When the snow melts and the first green leaves
+appear on the trees, the water runs fast again, the wheel begins to turn, and the year starts over.\
+
+Visitors sometimes ask why the people stay in such a small place when the city offers more work and more money. The
+answer is usually the same: here everyone knows their neighbours, the air is clean, the food is good, and there is
+always time to stop on the bridge and watch the river go by."""
+
+
+@pytest.mark.slow
+def test_the_bundled_smollm2_with_an_adapter_matches_its_transformers_twin(tmp_path_factory, tmp_path):
+    """The real check: SmolLM2 (converted from the bundled GGUF) + a small LoRA, exported F16 and Q8_0."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engines.text.hf_convert import ensure_converted
+    from engines.models import bundled_default_path
+
+    cache = tmp_path_factory.getbasetemp() / "hearth-shared-cache"  # shared with the Explore tests
+    cache.mkdir(exist_ok=True)
+    old = os.environ.get("HEARTH_CACHE")
+    os.environ["HEARTH_CACHE"] = str(cache)
+    try:
+        base = ensure_converted(bundled_default_path())
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                      task_type="CAUSAL_LM"))
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.02)
+        run = tmp_path / "runs" / "dpo-smollm2"
+        peft_model.save_pretrained(str(run), safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(run))
+        (run / "summary.json").write_text(json.dumps({"status": "completed", "method": "dpo", "base_model": "default"}))
+
+        f16, q8 = tmp_path / "smollm2-tuned.F16.gguf", tmp_path / "smollm2-tuned.Q8_0.gguf"
+        export(run, f16)
+        export(run, q8, "q8_0")
+
+        merged, tokenizer = merged_model(run)
+        messages = [{"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": "What is the capital of France?"}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        expected = transformers_greedy(merged, ids, 32)
+        llm = llama_cpp(f16)
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
+        got = llama_greedy(llm, ids, 32)
+        print("transformers:", repr(tokenizer.decode(expected)), "\nllama.cpp F16:", repr(tokenizer.decode(got)))
+        assert got == expected
+
+        # The exported model chats with its own template: llama.cpp's chat completion gives the same reply.
+        reply = llm.create_chat_completion(messages, temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=32,
+                                           seed=0)["choices"][0]["message"]["content"]
+        eos = expected.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in expected else len(expected)
+        assert reply.strip() == tokenizer.decode(expected[:eos]).strip()
+
+        text_ids = tokenizer(TEXT).input_ids
+
+        def perplexity(path):
+            llm = llama_cpp(path, n_ctx=1024)
+            llm.reset()
+            llm.eval(text_ids)
+            logits = np.asarray(llm.scores[: len(text_ids) - 1], dtype=np.float64)
+            top = logits.max(1, keepdims=True)
+            logp = logits - top - np.log(np.exp(logits - top).sum(1, keepdims=True))
+            return math.exp(-float(np.mean(logp[np.arange(len(text_ids) - 1), text_ids[1:]])))
+
+        ppl16, ppl8 = perplexity(f16), perplexity(q8)
+        print(f"perplexity F16 {ppl16:.3f}, Q8_0 {ppl8:.3f} ({(ppl8 / ppl16 - 1) * 100:+.2f}%)")
+        assert abs(ppl8 / ppl16 - 1) < 0.01
+    finally:
+        if old is None:
+            os.environ.pop("HEARTH_CACHE", None)
+        else:
+            os.environ["HEARTH_CACHE"] = old

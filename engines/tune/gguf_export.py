@@ -311,8 +311,10 @@ def _write_bpe_tokenizer(writer, tokenizer, vocab_size: int, where: Path) -> Non
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    # llama.cpp refuses a BPE vocabulary without the merges key, even an empty one
-    writer.add_key_value(gguf.Keys.Tokenizer.MERGES, merges, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING)
+    if not merges:  # llama.cpp needs the merges key and the gguf package cannot write an empty array
+        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its BPE tokenizer has no merges.", path=where,
+                                    hint="Export a model whose tokenizer.json lists its BPE merges.")
+    writer.add_token_merges(merges)
     for kind in ("bos", "eos", "unk", "pad"):
         token_id = getattr(tokenizer, f"{kind}_token_id", None)
         if token_id is not None:
