@@ -391,3 +391,31 @@ def test_the_bundled_smollm2_with_an_adapter_matches_its_transformers_twin(tmp_p
             os.environ.pop("HEARTH_CACHE", None)
         else:
             os.environ["HEARTH_CACHE"] = old
+
+
+@pytest.mark.parametrize("kind", ["mistral", "llama3-rope"])
+def test_mistral_and_llama3_rope_folders_match_on_llama_cpp(kind, tmp_path):
+    """A plain transformers folder (as "Merge and save…" writes) exports too: Mistral is written as a Llama,
+    Llama 3.1's "llama3" rope scaling travels as the rope_freqs factors."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(5)
+    tokenizer = build_bpe_tokenizer()
+    common = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, eos_token_id=tokenizer.eos_token_id,
+                  tie_word_embeddings=False, initializer_range=0.25)
+    if kind == "mistral":
+        model = MistralForCausalLM(MistralConfig(max_position_embeddings=256, sliding_window=None, **common))
+    else:
+        rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+        model = LlamaForCausalLM(LlamaConfig(max_position_embeddings=256, rope_parameters=rope, **common))
+    folder = tmp_path / f"tiny-{kind}"
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    out = tmp_path / f"{kind}.gguf"
+    assert export(folder, out)["architecture"] == "llama"
+    text = tokenizer.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    assert llama_greedy(llama_cpp(out), ids, 16) == transformers_greedy(model.eval(), ids, 16)
