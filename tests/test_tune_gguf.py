@@ -271,6 +271,18 @@ def test_unfinished_runs_and_unknown_architectures_are_refused(tiny, tmp_path):
         export(no_merges, tmp_path / "no-merges.gguf")
     assert not (tmp_path / "no-merges.gguf").exists()
 
+    # A SentencePiece-style tokenizer (BPE with byte fallback, as Llama 2 and Mistral 7B ship) is refused before
+    # any weights are read (these are not even weights).
+    sentencepiece = tmp_path / "llama2-like"
+    sentencepiece.mkdir()
+    (sentencepiece / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (sentencepiece / "model.safetensors").write_bytes(b"")
+    (sentencepiece / "tokenizer.json").write_text(json.dumps(
+        {"model": {"type": "BPE", "byte_fallback": True, "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": None}))
+    with pytest.raises(UnsupportedModelError) as info:
+        check_source(sentencepiece)
+    assert "byte fallback" in str(info.value) and "SentencePiece" in str(info.value) and str(sentencepiece) in str(info.value)
+
 
 def test_a_full_disk_leaves_no_file_under_the_target_name(tiny, tmp_path, monkeypatch):
     import gguf

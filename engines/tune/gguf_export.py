@@ -36,6 +36,7 @@ ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}
 GGUF_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}
 QUANTS = ("f16", "q8_0")
 SUPPORTED_TEXT = "Llama, Mistral, Qwen2 and SmolLM2 (a Llama)"
+CONVERT_HINT = "Use \"Merge and save…\" and llama.cpp's own convert_hf_to_gguf.py on the merged folder."
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,10 @@ def check_source(source: str | Path) -> ExportSource:
         from engines.tune.adapters import check_adapter
 
         info = check_adapter(folder)  # missing/pickled weights, reward models, a vanished base
-        return ExportSource(folder.resolve(), True, info.base_model, _architecture_of_base(info.base_model, folder))
+        checked = ExportSource(folder.resolve(), True, info.base_model, _architecture_of_base(info.base_model, folder))
+        if checked.source_gguf is None:
+            _check_tokenizer_file([folder, Path(info.base_model)], folder)
+        return checked
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise ModelFileError(f"{folder} is neither a training run nor a transformers model folder "
@@ -138,6 +142,7 @@ def check_source(source: str | Path) -> ExportSource:
     model_type = str(_read_json(config_file).get("model_type") or "unknown")
     if model_type not in ARCHITECTURES:
         raise _refuse(model_type, folder)
+    _check_tokenizer_file([folder], folder)
     return ExportSource(folder.resolve(), False, str(folder.resolve()), ARCHITECTURES[model_type])
 
 
@@ -244,7 +249,7 @@ def _write_hparams(writer, config, source: ExportSource, quant: str) -> tuple[in
     elif rope_type not in ("default", "llama3"):
         raise UnsupportedModelError(f"Cannot export {source.folder} as GGUF: its rope scaling {rope_type!r} is not "
                                     "supported by Hearth's exporter.", path=source.folder,
-                                    hint="Use llama.cpp's convert_hf_to_gguf.py on a merged folder (\"Merge and save…\").")
+                                    hint=CONVERT_HINT)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if quant == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0)
     if quant != "f16":
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -277,24 +282,42 @@ def _pre_tokenizer_name(spec: dict | None, where: Path) -> str:
         if "\\p{N}|" in pattern or pattern.endswith("\\p{N}"):
             return "qwen2"
     raise UnsupportedModelError(f"Cannot export {where} as GGUF: its tokenizer's pre-tokenizer ({kinds}) is not one "
-                                "Hearth's exporter recognises.", path=where,
-                                hint="Use llama.cpp's convert_hf_to_gguf.py on a merged folder (\"Merge and save…\").")
+                                "Hearth's exporter recognises.", path=where, hint=CONVERT_HINT)
+
+
+def check_tokenizer_spec(spec: dict, where: Path) -> str:
+    """llama.cpp's pre-tokenizer name for a tokenizer.json that Hearth can write as a "gpt2" vocabulary;
+    UnsupportedModelError naming ``where`` otherwise."""
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE" or model.get("byte_fallback"):
+        kind = f"{model.get('type') or 'unknown'}{', byte fallback' if model.get('byte_fallback') else ''}"
+        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its tokenizer ({kind}) is not a byte-level BPE, "
+                                    "the only kind Hearth's exporter writes (SentencePiece tokenizers, as in Llama 2 "
+                                    "and Mistral 7B, are not supported yet).", path=where, hint=CONVERT_HINT)
+    if not model.get("merges"):  # llama.cpp needs the merges key and the gguf package cannot write an empty array
+        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its BPE tokenizer has no merges.", path=where,
+                                    hint="Export a model whose tokenizer.json lists its BPE merges.")
+    return _pre_tokenizer_name(spec.get("pre_tokenizer"), where)
+
+
+def _check_tokenizer_file(folders: list[Path], where: Path) -> None:
+    """The tokenizer the export will use, checked before any weights are loaded."""
+    for folder in folders:
+        if (folder / "tokenizer.json").is_file():
+            check_tokenizer_spec(_read_json(folder / "tokenizer.json"), where)
+            return
+    raise UnsupportedModelError(f"Cannot export {where} as GGUF: it has no tokenizer.json (a fast tokenizer), the "
+                                "only tokenizer format Hearth's exporter reads.", path=where, hint=CONVERT_HINT)
 
 
 def _write_bpe_tokenizer(writer, tokenizer, vocab_size: int, where: Path) -> None:
     import gguf
 
-    spec = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") else None
-    model = (spec or {}).get("model") or {}
-    if model.get("type") != "BPE" or model.get("byte_fallback"):
-        kind = model.get("type") or type(tokenizer).__name__
-        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its tokenizer ({kind}"
-                                    f"{', byte fallback' if model.get('byte_fallback') else ''}) is not a byte-level BPE, "
-                                    "the only kind Hearth's exporter writes (SentencePiece tokenizers, as in Llama 2 "
-                                    "and Mistral 7B, are not supported yet).", path=where,
-                                    hint="Use llama.cpp's convert_hf_to_gguf.py on a merged folder (\"Merge and save…\").")
+    spec = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") else {}
+    pre = check_tokenizer_spec(spec, where)
+    model = spec["model"]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer_name(spec.get("pre_tokenizer"), where))
+    writer.add_tokenizer_pre(pre)
     by_id = {i: t for t, i in model["vocab"].items()}
     added = {a["id"]: a for a in spec.get("added_tokens", [])}
     tokens, types = [], []
@@ -310,11 +333,7 @@ def _write_bpe_tokenizer(writer, tokenizer, vocab_size: int, where: Path) -> Non
             types.append(gguf.TokenType.UNUSED)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    if not merges:  # llama.cpp needs the merges key and the gguf package cannot write an empty array
-        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its BPE tokenizer has no merges.", path=where,
-                                    hint="Export a model whose tokenizer.json lists its BPE merges.")
-    writer.add_token_merges(merges)
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model["merges"]])
     for kind in ("bos", "eos", "unk", "pad"):
         token_id = getattr(tokenizer, f"{kind}_token_id", None)
         if token_id is not None:
@@ -337,7 +356,7 @@ def _tensor_plan(model, arch: str, quant: str, heads: int, kv_heads: int, tied: 
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise UnsupportedModelError(f"The tensor {hf_name} has no GGUF name for the {arch} architecture.",
-                                        hint="Use llama.cpp's convert_hf_to_gguf.py on a merged folder.")
+                                        hint=CONVERT_HINT)
         reorder = 0
         if arch == "llama" and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
             reorder = heads
