@@ -287,12 +287,16 @@ def test_unfinished_runs_and_unknown_architectures_are_refused(tiny, tmp_path):
 def test_a_full_disk_leaves_no_file_under_the_target_name(tiny, tmp_path, monkeypatch):
     import gguf
 
-    def full(self, *args, **kwargs):
-        assert self.fout is not None
-        self.fout[0].write(b"\0" * 1000)  # half a file is already on disk under the temp name
-        raise OSError(errno.ENOSPC, "No space left on device")
+    write = gguf.GGUFWriter.write_tensor_data
+    written = []
 
-    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", full)
+    def fills_up(self, tensor, *args, **kwargs):
+        if len(written) == 3:  # header, metadata and three tensors are on disk under the temp name
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(tensor.nbytes)
+        return write(self, tensor, *args, **kwargs)
+
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensor_data", fills_up)
     before = snapshot(tiny["run"])
     out = tmp_path / "out" / "full.gguf"
     out.parent.mkdir()
@@ -431,3 +435,18 @@ def test_mistral_and_llama3_rope_folders_match_on_llama_cpp(kind, tmp_path):
     text = tokenizer.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True)
     ids = tokenizer(text, add_special_tokens=False).input_ids
     assert llama_greedy(llama_cpp(out), ids, 16) == transformers_greedy(model.eval(), ids, 16)
+
+
+def test_a_cancelled_export_leaves_nothing(tiny, tmp_path):
+    from engines.core.cancel import CancelToken
+    from engines.core.events import Progress
+
+    token = CancelToken()
+    out = tmp_path / "out" / "cancelled.gguf"
+    events = []
+    for event in export_gguf(tiny["run"], out, "q8_0", token):
+        events.append(event)
+        if isinstance(event, Progress) and event.step == 2:  # the tensors are about to be written
+            token.cancel()
+    assert isinstance(events[-1], Result) and events[-1].finish_reason == "cancelled"
+    assert list(out.parent.iterdir()) == []  # neither the file nor its temporary twin

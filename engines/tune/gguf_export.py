@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from engines.core.cancel import CancelToken
+from engines.core.cancel import CancelToken, Cancelled
 from engines.core.errors import ModelFileError, RequestError, UnsupportedModelError
 from engines.core.events import Event, Log, Progress, Result
 
@@ -343,8 +343,8 @@ def _write_bpe_tokenizer(writer, tokenizer, vocab_size: int, where: Path) -> Non
     writer.add_add_eos_token(tokenizer.eos_token_id is not None and probe[-1:] == [tokenizer.eos_token_id])
 
 
-def _tensor_plan(model, arch: str, quant: str, heads: int, kv_heads: int, tied: bool):
-    """``(gguf name, hf name, convert)`` for each weight, in the model's order."""
+def _tensor_plan(model, arch: str, heads: int, kv_heads: int, tied: bool) -> list[tuple]:
+    """``(gguf name, tensor, heads to reorder by or 0)`` for each weight, in the model's order."""
     import gguf
 
     arch_enum = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}[arch]
@@ -366,35 +366,67 @@ def _tensor_plan(model, arch: str, quant: str, heads: int, kv_heads: int, tied: 
     return plan
 
 
-def _convert(tensor, reorder: int, quant: str):
-    """``(array, raw_dtype)`` for GGUFWriter.add_tensor."""
+def _stored_type(shape: tuple, quant: str) -> str:
+    """F32 for 1-D tensors (norms, biases, rope factors); Q8_0 where rows split into 32-value blocks; else F16."""
+    if len(shape) < 2:
+        return "f32"
+    return "q8_0" if quant == "q8_0" and shape[-1] % 32 == 0 else "f16"
+
+
+def _add_tensor_info(writer, name: str, shape: tuple, quant: str) -> None:
     import gguf
     import numpy as np
-    import torch
 
-    data = tensor.detach().to(dtype=torch.float32).cpu().numpy()
+    kind = _stored_type(shape, quant)
+    count = int(np.prod(shape))
+    if kind == "q8_0":
+        byte_shape = gguf.quants.quant_shape_to_byte_shape(shape, gguf.GGMLQuantizationType.Q8_0)
+        writer.add_tensor_info(name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)),
+                               raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    else:
+        dtype = np.dtype(np.float32 if kind == "f32" else np.float16)
+        writer.add_tensor_info(name, shape, dtype, count * dtype.itemsize)
+
+
+def _convert(tensor, reorder: int, quant: str):
+    """The array written for one tensor, in the type ``_stored_type`` announced."""
+    import gguf
+    import numpy as np
+
+    if isinstance(tensor, np.ndarray):
+        data = tensor.astype(np.float32)
+    else:
+        import torch
+
+        data = tensor.detach().to(dtype=torch.float32).cpu().numpy()
     if reorder:
         data = interleave_rotary_rows(data, reorder)
-    if data.ndim < 2:
-        return np.ascontiguousarray(data, dtype=np.float32), None
-    if quant == "q8_0" and data.shape[-1] % 32 == 0:
-        return gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0), gguf.GGMLQuantizationType.Q8_0
-    return np.ascontiguousarray(data, dtype=np.float16), None
+    kind = _stored_type(data.shape, quant)
+    if kind == "q8_0":
+        return gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+    return np.ascontiguousarray(data, dtype=np.float32 if kind == "f32" else np.float16)
 
 
 def export_gguf(source: str | Path | ExportSource, out: str | Path, quant: str = "f16",
                 cancel: CancelToken | None = None) -> Iterator[Event]:
     """Write ``out`` (a new .gguf) from a run or model folder; yields Progress/Log, then a Result with
-    ``{"file", "bytes", "quant", "architecture", "source"}``."""
+    ``{"file", "bytes", "quant", "architecture", "source"}`` (``finish_reason="cancelled"`` and no file
+    when ``cancel`` fired)."""
+    try:
+        yield from _export(source, out, quant, cancel or CancelToken())
+    except Cancelled:
+        yield Result(finish_reason="cancelled", data={"file": None, "quant": quant})
+
+
+def _export(source, out, quant: str, cancel: CancelToken) -> Iterator[Event]:
     import errno
 
-    cancel = cancel or CancelToken()
     if quant not in QUANTS:
         raise RequestError(f"Unknown quantisation {quant!r}.", hint=f"Use one of {', '.join(QUANTS)}.")
     # 1. check the source and the target
     src = source if isinstance(source, ExportSource) else check_source(source)
     target = check_target(out)
-    yield Progress(0, 4, f"Loading {src.name}" + (" and merging its adapter" if src.is_run else ""))
+    yield Progress(0, 3, f"Loading {src.name}" + (" and merging its adapter" if src.is_run else ""))
 
     # 2. load and merge
     import gguf
@@ -402,7 +434,7 @@ def export_gguf(source: str | Path | ExportSource, out: str | Path, quant: str =
     model, tokenizer = _load_merged(src)
     config = model.config
     cancel.raise_if_cancelled()
-    yield Progress(1, 4, "Converting the tokenizer and weights")
+    yield Progress(1, 3, "Converting the tokenizer")
 
     # 3. metadata and tokenizer
     writer_tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
@@ -421,26 +453,27 @@ def export_gguf(source: str | Path | ExportSource, out: str | Path, quant: str =
     if template:
         writer.add_chat_template(template)
 
-    # 4. tensors
+    # 4. tensors: their names, types and sizes first; the data is converted one tensor at a time while
+    # writing, so the file never needs a second copy of the model in memory.
     tied = bool(getattr(config, "tie_word_embeddings", False))
-    plan = _tensor_plan(model, src.architecture, quant, heads, kv_heads, tied)
+    plan = _tensor_plan(model, src.architecture, heads, kv_heads, tied)
     theta, rope = _rope(config)
     if (rope.get("rope_type") or rope.get("type")) == "llama3":
-        writer.add_tensor("rope_freqs.weight", _llama3_rope_factors(rope, head_dim, theta))
-    for i, (name, tensor, reorder) in enumerate(plan):
-        cancel.raise_if_cancelled()
-        data, raw_dtype = _convert(tensor, reorder, quant)
-        writer.add_tensor(name, data, raw_dtype=raw_dtype)
-    del model
-    yield Progress(3, 4, f"Writing {len(plan)} tensors ({quant.upper()}) to {target.name}")
+        factors = _llama3_rope_factors(rope, head_dim, theta)
+        plan.insert(0, ("rope_freqs.weight", factors, 0))
+    for name, tensor, _reorder in plan:
+        _add_tensor_info(writer, name, tuple(tensor.shape), quant)
+    yield Progress(2, 3, f"Writing {len(plan)} tensors ({quant.upper()}) to {target.name}")
 
     # 5. write under a temporary name, then rename
-    cancel.raise_if_cancelled()
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         writer.write_header_to_file(path=writer_tmp)
         writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
+        writer.write_ti_data_to_file()
+        for name, tensor, reorder in plan:
+            cancel.raise_if_cancelled()
+            writer.write_tensor_data(_convert(tensor, reorder, quant))
         writer.close()
         if target.exists():  # appeared while we were writing
             raise RequestError(f"The output file {target} already exists.", path=target, hint="Choose a new file name.")
@@ -452,10 +485,10 @@ def export_gguf(source: str | Path | ExportSource, out: str | Path, quant: str =
             f"Writing {target} failed: {'the disk is full' if full else exc.strerror or exc}. Nothing was left "
             "under that name.", path=target,
             hint="Free some disk space or choose another folder." if full else "Choose another folder.") from exc
-    except BaseException:
+    except BaseException:  # a cancel, or anything else: never leave the temporary file behind
         _discard(writer, writer_tmp)
         raise
-    yield Progress(4, 4, f"Exported {target.name}")
+    yield Progress(3, 3, f"Exported {target.name}")
     yield Log(f"Exported {src.folder} to {target} ({quant.upper()}, {src.architecture}).")
     yield Result(data={"file": str(target), "bytes": target.stat().st_size, "quant": quant,
                        "architecture": src.architecture, "source": str(src.folder)})
