@@ -14,8 +14,9 @@ Facts taken from llama.cpp's ``convert_hf_to_gguf.py`` (the code here is Hearth'
 The file is written under a temporary name in the target folder and renamed when complete, so a full
 disk or a cancel never leaves a half-written file under the target name; the run folder is only read.
 
-Steps: 1. check the source and the target (stdlib only, before torch is imported); 2. load and merge;
-3. metadata and tokenizer; 4. tensors; 5. write and rename.
+Steps: 1. check the source, its architecture and tokenizer, and the target (files only, before torch is
+imported, so a refusal is quick); 2. load and merge; 3. metadata and tokenizer; 4. tensor infos; 5. write
+each tensor and rename.
 """
 from __future__ import annotations
 
