@@ -167,13 +167,17 @@ class RunActions(QWidget):
         self.merge_button.setEnabled(policy and self._merge_job is None)
         self.gguf_button.setEnabled(policy and self._gguf is None)
         self.export_button.setEnabled(run is not None and (run.folder / "job.json").is_file() and self._export is None)
+        # Five buttons share the row: the hint stays short, the tooltip says it in full.
         if run is None:
-            self.hint.setText("Select a run to chat with it, compare, merge or export it.")
+            self.hint.setText("Select a run.")
+            self.hint.setToolTip("Select a run to chat with it, compare, merge or export it.")
         elif not adapter:
-            self.hint.setText(f"{run.name} has no finished adapter yet.")
+            self.hint.setText(f"{run.name}: no adapter yet.")
+            self.hint.setToolTip(f"{run.name} has no finished adapter yet.")
         else:
-            self.hint.setText(f"{run.name}: " + ("a reward model, for Compare's scores and RL." if not policy else
-                                                 "ready to chat with, compare, merge or export."))
+            self.hint.setText(f"{run.name}: " + ("reward model." if not policy else "ready."))
+            self.hint.setToolTip(f"{run.name}: " + ("a reward model, for Compare's scores and RL." if not policy else
+                                                    "ready to chat with, compare, merge or export."))
 
     # -- merge ---------------------------------------------------------------------------
     def _ask_merge(self) -> None:
