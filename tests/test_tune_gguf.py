@@ -33,7 +33,8 @@ def build_bpe_tokenizer():
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     merges = [("t", "h"), ("h", "e"), ("th", "e"), ("i", "n"), ("e", "r"), ("a", "n"), ("a", "t"), ("o", "r"),
-              ("o", "u"), ("e", "n"), ("Ġ", "the"), ("Ġ", "t")]
+              ("o", "u"), ("e", "n"), ("Ġ", "the"), ("Ġ", "t"), ("Ġ", "1"), ("1", "2"), ("12", "3"), ("Ċ", "Ċ"),
+              ("Ġ", "Ġ"), ("'", "l"), ("'l", "l"), ("ĉ", "O")]  # digits, spaces and tabs: pre-tokenizers differ there
     merged = [a + b for a, b in merges]
     vocab = {tok: i for i, tok in enumerate(specials + alphabet + merged)}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
@@ -450,3 +451,40 @@ def test_a_cancelled_export_leaves_nothing(tiny, tmp_path):
             token.cancel()
     assert isinstance(events[-1], Result) and events[-1].finish_reason == "cancelled"
     assert list(out.parent.iterdir()) == []  # neither the file nor its temporary twin
+
+
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+               r"|\s+(?!\S)|\s+")
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+@pytest.mark.parametrize("pre", ["gpt-2", "qwen2", "llama-bpe", "smollm"])
+def test_pre_tokenizers_split_text_as_transformers_does(pre, tmp_path):
+    """Digits, spaces, tabs and contractions: llama.cpp's named pre-tokenizer splits like the tokenizer.json it came
+    from (the four give four different token lists for this text with build_bpe_tokenizer's merges)."""
+    from gguf import GGUFReader
+    from llama_cpp import Llama
+    from tokenizers import Regex, pre_tokenizers
+    from transformers import AutoTokenizer
+
+    tokenizer = build_bpe_tokenizer()
+    backend = tokenizer.backend_tokenizer
+    if pre == "gpt-2":
+        pass  # build_bpe_tokenizer's plain ByteLevel
+    elif pre == "smollm":
+        backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                         pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    else:
+        split = pre_tokenizers.Split(Regex(QWEN2_SPLIT if pre == "qwen2" else LLAMA3_SPLIT), behavior="isolated")
+        backend.pre_tokenizer = pre_tokenizers.Sequence([split, pre_tokenizers.ByteLevel(add_prefix_space=False,
+                                                                                         use_regex=False)])
+    folder = build_llama(tmp_path / f"tiny-{pre}")
+    tokenizer.save_pretrained(folder)  # replaces the plain byte-level one
+    out = tmp_path / f"{pre}.gguf"
+    export(folder, out)
+    assert str(GGUFReader(str(out)).fields["tokenizer.ggml.pre"].contents()) == pre
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    llm = Llama(model_path=str(out), vocab_only=True, verbose=False)
+    text = "In 2024 they'll count 12345 apples,\n\n  then   THE other's 7 pears!\tOK?"
+    assert llm.tokenize(text.encode(), add_bos=False) == tokenizer(text, add_special_tokens=False).input_ids
