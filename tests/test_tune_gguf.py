@@ -272,17 +272,16 @@ def test_unfinished_runs_and_unknown_architectures_are_refused(tiny, tmp_path):
         export(no_merges, tmp_path / "no-merges.gguf")
     assert not (tmp_path / "no-merges.gguf").exists()
 
-    # A SentencePiece-style tokenizer (BPE with byte fallback, as Llama 2 and Mistral 7B ship) is refused before
-    # any weights are read (these are not even weights).
-    sentencepiece = tmp_path / "llama2-like"
-    sentencepiece.mkdir()
-    (sentencepiece / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    (sentencepiece / "model.safetensors").write_bytes(b"")
-    (sentencepiece / "tokenizer.json").write_text(json.dumps(
-        {"model": {"type": "BPE", "byte_fallback": True, "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": None}))
+    # A Unigram tokenizer (T5, some SentencePiece models) is refused before any weights are read (these are
+    # not even weights).
+    unigram = tmp_path / "unigram-llama"
+    unigram.mkdir()
+    (unigram / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (unigram / "model.safetensors").write_bytes(b"")
+    (unigram / "tokenizer.json").write_text(json.dumps({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}))
     with pytest.raises(UnsupportedModelError) as info:
-        check_source(sentencepiece)
-    assert "byte fallback" in str(info.value) and "SentencePiece" in str(info.value) and str(sentencepiece) in str(info.value)
+        check_source(unigram)
+    assert "Unigram" in str(info.value) and "not a BPE" in str(info.value) and str(unigram) in str(info.value)
 
 
 def test_a_full_disk_leaves_no_file_under_the_target_name(tiny, tmp_path, monkeypatch):
@@ -488,3 +487,55 @@ def test_pre_tokenizers_split_text_as_transformers_does(pre, tmp_path):
     llm = Llama(model_path=str(out), vocab_only=True, verbose=False)
     text = "In 2024 they'll count 12345 apples,\n\n  then   THE other's 7 pears!\tOK?"
     assert llm.tokenize(text.encode(), add_bos=False) == tokenizer(text, add_special_tokens=False).input_ids
+
+
+LLAMA2_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+                   "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}")
+
+
+def build_sentencepiece_tokenizer():
+    """A SentencePiece-style BPE as transformers writes Llama 2's: ▁ for spaces, <0xXX> byte fallback, <s> first."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>"]
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'[]/:") | {"▁"})
+    merges = [("▁", "t"), ("h", "e"), ("▁t", "he"), ("i", "n"), ("e", "r"), ("▁", "a"), ("o", "u"), ("▁", "w"),
+              ("a", "t"), ("▁", "I"), ("I", "N"), ("IN", "S"), ("INS", "T"), ("▁", "["), ("▁[", "/"), ("e", "a")]
+    vocab = {t: i for i, t in enumerate(specials + byte_tokens + chars + [a + b for a, b in merges])}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.chat_template = LLAMA2_TEMPLATE
+    return fast
+
+
+def test_a_sentencepiece_llama_exports_with_scores_and_byte_tokens(tmp_path):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(11)
+    tokenizer = build_sentencepiece_tokenizer()
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                                         tie_word_embeddings=False, initializer_range=0.25))
+    folder = tmp_path / "tiny-llama2"
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    out = tmp_path / "llama2.gguf"
+    export(folder, out)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    llm = llama_cpp(out)
+    assert llm.metadata["tokenizer.ggml.model"] == "llama"
+    text = "In the weather at 20°C, I want tea!"  # ° has no piece: byte fallback
+    assert llm.tokenize(text.encode()) == tokenizer(text).input_ids  # <s> first, ▁ prefix, <0xC2><0xB0>
+    messages = [{"role": "user", "content": "What is the weather in Iceland?"}]
+    chat = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(chat, add_special_tokens=False).input_ids
+    assert llm.tokenize(chat.encode(), add_bos=False, special=True) == ids
+    assert llama_greedy(llm, ids, 16) == transformers_greedy(model.eval(), ids, 16)

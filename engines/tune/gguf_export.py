@@ -8,8 +8,10 @@ Facts taken from llama.cpp's ``convert_hf_to_gguf.py`` (the code here is Hearth'
   first half and the second half interleaved). ``qwen2`` uses the half-split (NEOX) rotation: no reorder.
 - 1-D tensors (norms, biases) stay F32; the 2-D weights become F16 or Q8_0 (a row length that is not a
   multiple of 32 cannot be Q8_0 and stays F16).
-- A BPE tokenizer is written as ``tokenizer.ggml.model = "gpt2"`` with its tokens, token types and merges;
-  ``tokenizer.ggml.pre`` names the pre-tokenizer regex llama.cpp applies before BPE.
+- A byte-level BPE tokenizer is written as ``tokenizer.ggml.model = "gpt2"`` with its tokens, token types and
+  merges; ``tokenizer.ggml.pre`` names the pre-tokenizer regex llama.cpp applies before BPE. A SentencePiece
+  BPE (▁ for spaces, <0xXX> byte tokens) is ``"llama"`` with a score per token instead of merges: llama.cpp
+  merges the adjacent pair whose result scores highest.
 
 The file is written under a temporary name in the target folder and renamed when complete, so a full
 disk or a cancel never leaves a half-written file under the target name; the run folder is only read.
@@ -286,19 +288,28 @@ def _pre_tokenizer_name(spec: dict | None, where: Path) -> str:
                                 "Hearth's exporter recognises.", path=where, hint=CONVERT_HINT)
 
 
-def check_tokenizer_spec(spec: dict, where: Path) -> str:
-    """llama.cpp's pre-tokenizer name for a tokenizer.json that Hearth can write as a "gpt2" vocabulary;
-    UnsupportedModelError naming ``where`` otherwise."""
+def _is_sentencepiece_bpe(spec: dict) -> bool:
+    """A SentencePiece BPE vocabulary as transformers writes it (Llama 2, Mistral 7B): ▁ for spaces, byte fallback."""
     model = spec.get("model") or {}
-    if model.get("type") != "BPE" or model.get("byte_fallback"):
-        kind = f"{model.get('type') or 'unknown'}{', byte fallback' if model.get('byte_fallback') else ''}"
-        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its tokenizer ({kind}) is not a byte-level BPE, "
-                                    "the only kind Hearth's exporter writes (SentencePiece tokenizers, as in Llama 2 "
-                                    "and Mistral 7B, are not supported yet).", path=where, hint=CONVERT_HINT)
+    return model.get("type") == "BPE" and bool(model.get("byte_fallback"))
+
+
+def check_tokenizer_spec(spec: dict, where: Path) -> tuple[str, str]:
+    """``(tokenizer.ggml.model, tokenizer.ggml.pre)`` for a tokenizer.json Hearth can write: a byte-level BPE
+    ("gpt2" with a named pre-tokenizer) or a SentencePiece BPE ("llama"); UnsupportedModelError naming ``where``
+    otherwise."""
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE":
+        raise UnsupportedModelError(f"Cannot export {where} as GGUF: its tokenizer ({model.get('type') or 'unknown'}) "
+                                    "is not a BPE, the only kind Hearth's exporter writes (byte-level as in Llama 3, "
+                                    "Qwen2, SmolLM2; SentencePiece BPE as in Llama 2, Mistral).", path=where,
+                                    hint=CONVERT_HINT)
     if not model.get("merges"):  # llama.cpp needs the merges key and the gguf package cannot write an empty array
         raise UnsupportedModelError(f"Cannot export {where} as GGUF: its BPE tokenizer has no merges.", path=where,
                                     hint="Export a model whose tokenizer.json lists its BPE merges.")
-    return _pre_tokenizer_name(spec.get("pre_tokenizer"), where)
+    if _is_sentencepiece_bpe(spec):
+        return "llama", "default"
+    return "gpt2", _pre_tokenizer_name(spec.get("pre_tokenizer"), where)
 
 
 def _check_tokenizer_file(folders: list[Path], where: Path) -> None:
@@ -311,37 +322,70 @@ def _check_tokenizer_file(folders: list[Path], where: Path) -> None:
                                 "only tokenizer format Hearth's exporter reads.", path=where, hint=CONVERT_HINT)
 
 
-def _write_bpe_tokenizer(writer, tokenizer, vocab_size: int, where: Path) -> None:
+def _merge_pairs(model: dict) -> list[tuple[str, str]]:
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+
+
+def _write_tokenizer(writer, tokenizer, vocab_size: int, where: Path) -> None:
+    """Tokens, types, merges or scores, special ids and flags from the tokenizer the model was tuned with."""
     import gguf
 
     spec = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") else {}
-    pre = check_tokenizer_spec(spec, where)
+    kind, pre = check_tokenizer_spec(spec, where)
     model = spec["model"]
-    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_model(kind)
     writer.add_tokenizer_pre(pre)
     by_id = {i: t for t, i in model["vocab"].items()}
     added = {a["id"]: a for a in spec.get("added_tokens", [])}
-    tokens, types = [], []
+    pairs = _merge_pairs(model)
+    # SentencePiece merges the adjacent pair whose merged piece scores highest: rank order as the score
+    # reproduces the order of tokenizer.json's merges.
+    rank = {}
+    for i, (a, b) in enumerate(pairs):
+        rank.setdefault(a + b, i)
+    tokens, types, scores = [], [], []
     for i in range(vocab_size):
         if i in added:
-            tokens.append(added[i]["content"])
-            types.append(gguf.TokenType.CONTROL if added[i].get("special") else gguf.TokenType.USER_DEFINED)
+            text = added[i]["content"]
+            kind_of = gguf.TokenType.CONTROL if added[i].get("special") else gguf.TokenType.USER_DEFINED
         elif i in by_id:
-            tokens.append(by_id[i])
-            types.append(gguf.TokenType.NORMAL)
+            text = by_id[i]
+            kind_of = gguf.TokenType.NORMAL
+            if kind == "llama" and len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
+                kind_of = gguf.TokenType.BYTE
+            elif text == model.get("unk_token"):
+                kind_of = gguf.TokenType.UNKNOWN
         else:  # embedding rows past the tokenizer (padded vocabularies)
-            tokens.append(f"[PAD{i}]")
-            types.append(gguf.TokenType.UNUSED)
+            text, kind_of = f"[PAD{i}]", gguf.TokenType.UNUSED
+        tokens.append(text)
+        types.append(kind_of)
+        scores.append(-float(rank.get(text, len(pairs) + i)))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model["merges"]])
-    for kind in ("bos", "eos", "unk", "pad"):
-        token_id = getattr(tokenizer, f"{kind}_token_id", None)
+    if kind == "gpt2":
+        writer.add_token_merges([f"{a} {b}" for a, b in pairs])
+    else:
+        writer.add_token_scores(scores)
+        writer.add_add_space_prefix(_adds_space_prefix(spec))
+    for special in ("bos", "eos", "unk", "pad"):
+        token_id = getattr(tokenizer, f"{special}_token_id", None)
         if token_id is not None:
-            getattr(writer, f"add_{kind}_token_id")(int(token_id))
+            getattr(writer, f"add_{special}_token_id")(int(token_id))
     probe = tokenizer("a").input_ids
     writer.add_add_bos_token(tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id])
     writer.add_add_eos_token(tokenizer.eos_token_id is not None and probe[-1:] == [tokenizer.eos_token_id])
+
+
+def _adds_space_prefix(spec: dict) -> bool:
+    """SentencePiece's "▁" before the text: a Prepend normaliser (older files) or a Metaspace pre-tokenizer."""
+    def steps(part: dict | None, key: str) -> list[dict]:
+        part = part or {}
+        return part.get(key) or [] if part.get("type") == "Sequence" else [part]
+
+    if any(n.get("type") == "Prepend" and n.get("prepend") == "▁" for n in steps(spec.get("normalizer"), "normalizers")):
+        return True
+    return any(p.get("type") == "Metaspace" and p.get("prepend_scheme", "always") != "never"
+               for p in steps(spec.get("pre_tokenizer"), "pretokenizers"))
 
 
 def _tensor_plan(model, arch: str, heads: int, kv_heads: int, tied: bool) -> list[tuple]:
@@ -444,7 +488,7 @@ def _export(source, out, quant: str, cancel: CancelToken) -> Iterator[Event]:
     if src.source_gguf is not None:
         _copy_tokenizer_from_gguf(writer, src.source_gguf)
     else:
-        _write_bpe_tokenizer(writer, tokenizer, config.vocab_size, src.folder)
+        _write_tokenizer(writer, tokenizer, config.vocab_size, src.folder)
     template = getattr(tokenizer, "chat_template", None)
     if not template and src.source_gguf is not None:
         from gguf import GGUFReader
