@@ -53,6 +53,10 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--gpus", type=int, default=8, help="GPUs per machine")
     export.add_argument("--machines", type=int, default=1, help="number of machines")
     export.add_argument("--strategy", choices=["ddp", "deepspeed-zero2", "deepspeed-zero3", "fsdp"], default="ddp")
+    gguf_export = sub.add_parser("export-gguf", help="merge a run's adapter into its base and write a GGUF for llama.cpp")
+    gguf_export.add_argument("--run", required=True, help="a finished run's folder (or a transformers model folder)")
+    gguf_export.add_argument("--out", help="the new .gguf file (default: the models folder, which Chat lists)")
+    gguf_export.add_argument("--quant", choices=["f16", "q8_0"], default="f16")
 
     image = sub.add_parser("image", help="generate image(s) to PNG with A1111-compatible metadata")
     from engines.image.cli import add_arguments as add_image_arguments
@@ -113,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             from engines.tune.export import run_export
 
             return run_export(args)
+        if args.command == "export-gguf":
+            from engines.tune.gguf_export import run_cli as run_export_gguf
+
+            return run_export_gguf(args)
         if args.command == "image":
             from engines.image.cli import run_image
 

@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self.tune.notified.connect(self.notifications.notify)
         self.tune.status_changed.connect(self.job_label.setText)
         self.tune.chat_requested.connect(self._chat_with_adapter)
+        self.tune.model_exported.connect(lambda _file: self.chat.refresh_models(refresh=True))
         self.explore.status_changed.connect(self.job_label.setText)
         self._set_host_state("starting", "Engine host starting…")
         help_menu = self.menuBar().addMenu("&Help")

@@ -27,6 +27,7 @@ class TuneRoom(QWidget):
     notified = Signal(str, str)  # level, text
     status_changed = Signal(str)
     chat_requested = Signal(str, str)  # "Chat with this": adapter folder, base model
+    model_exported = Signal(str)  # a new model file (a GGUF export) for Chat's model list
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +52,7 @@ class TuneRoom(QWidget):
         self.train_view.run_table.run_selected.connect(self.run_actions.set_run)
         self.run_actions.notified.connect(self.notified)
         self.run_actions.chat_requested.connect(self.chat_requested)
+        self.run_actions.gguf_exported.connect(self.model_exported)
         self.run_actions.compare_requested.connect(self.compare_run)
 
         header = QWidget(objectName="TuneHeader")
