@@ -1,7 +1,7 @@
 """Hearth's entry point.
 
 ``python main.py`` opens the desktop app; subcommands run the same engine code headless:
-``serve`` (the engine host), ``chat``, ``image``, ``decode``, ``models``, ``train``, ``export-job``, ``explore``,
+``serve`` (the engine host), ``chat``, ``image``, ``decode``, ``models``, ``train``, ``export-job``, ``export-gguf``, ``explore``,
 ``selftest``. Heavy modules are imported inside the subcommand that needs them, so the GUI starts without
 touching torch. Frozen by PyInstaller, this is the ``hearth`` executable and the same arguments apply.
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from desktop.rooms.tune_views.run_actions import GgufDialog, default_gguf_path
-from desktop.rooms.tune_views.runs import runs_dir
+from engines.store.runs import runs_dir
 from gui_support import HEAVY_MODULES, ROOT, no_leaks, open_hearth  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(300)

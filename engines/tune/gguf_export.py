@@ -32,6 +32,8 @@ from typing import Any, Iterator
 from engines.core.cancel import CancelToken, Cancelled
 from engines.core.errors import ModelFileError, RequestError, UnsupportedModelError
 from engines.core.events import Event, Log, Progress, Result
+from engines.store import runs
+from engines.store.runs import check_adapter
 
 # transformers model_type -> llama.cpp architecture
 ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}
@@ -117,18 +119,13 @@ def check_source(source: str | Path) -> ExportSource:
     if not folder.is_dir():
         raise ModelFileError(f"{folder} does not exist or is not a folder.", path=folder,
                              hint="Choose the output folder of a finished training run (Tune room, Runs).")
-    if (folder / "adapter_config.json").is_file() or (folder / "summary.json").is_file() \
-            or (folder / "events.jsonl").is_file():
-        summary_file = folder / "summary.json"
-        summary = _read_json(summary_file) if summary_file.is_file() else {}
-        status = summary.get("status")
-        if (summary_file.is_file() and status != "completed") or (not summary_file.is_file()
-                                                                 and (folder / "events.jsonl").is_file()):
+    if (folder / runs.ADAPTER_CONFIG).is_file() or (folder / runs.SUMMARY).is_file() or (folder / runs.EVENTS).is_file():
+        has_summary = (folder / runs.SUMMARY).is_file()
+        status = (runs.read_json(folder / runs.SUMMARY) or {}).get("status")
+        if (has_summary and status != "completed") or (not has_summary and (folder / runs.EVENTS).is_file()):
             raise ModelFileError(f"{folder} is not a finished run (status: {status or 'still training or stopped'}), "
                                  "so it has no adapter to export.", path=folder,
                                  hint="Resume the run until it completes, or choose a finished run.")
-        from engines.tune.adapters import check_adapter
-
         info = check_adapter(folder)  # missing/pickled weights, reward models, a vanished base
         checked = ExportSource(folder.resolve(), True, info.base_model, _architecture_of_base(info.base_model, folder))
         if checked.source_gguf is None:
