@@ -516,6 +516,10 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     pipeline().save_pretrained(out, safe_serialization=True)
+    for config in out.glob("*/config.json"):  # a resumed model remembers the folder it came from: not worth shipping
+        fields = json.loads(config.read_text())
+        if fields.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n")
     total = spent + time.time() - started
     meta = {"seed": args.seed, "vae_steps": previous.get("vae_steps", args.vae_steps),
             "unet_steps": previous.get("unet_steps", 0) + args.unet_steps, "batch": args.batch, "dataset": args.dataset,
