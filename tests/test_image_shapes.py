@@ -67,3 +67,16 @@ def test_reads_the_bundled_vaes_reconstructions():
     acc = accuracy(scenes, vae_round_trip(vae, [render(s, rng) for s in scenes]))
     assert acc["color"] >= 0.98 and acc["background"] == 1.0 and acc["position"] >= 0.98, acc
     assert acc["shape"] >= 0.85, acc
+
+
+def test_accuracy_by_position_word_counts_each_word_apart():
+    from engines.image.shapes import Scene, accuracy_by
+
+    scenes = [Scene("red", "circle", "large", p, "white") for p in ("left", "left", "right", "top")]
+    rng = random.Random(0)
+    images = [render(s, rng) for s in scenes]
+    images[1] = render(Scene("red", "circle", "large", "right", "white"), rng)  # asked left, drawn right
+    graded = accuracy_by(scenes, images, "position")
+    assert graded["overall"]["position"] == 0.75 and graded["overall"]["color"] == 1.0
+    assert graded["per_value"] == {"left": {"accuracy": 0.5, "images": 2}, "right": {"accuracy": 1.0, "images": 1},
+                                   "top": {"accuracy": 1.0, "images": 1}}

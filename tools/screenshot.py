@@ -1,7 +1,8 @@
-"""Grab a screenshot of a room at work (for the README): the Chat room answering questions, or the Decode room
-after a small decoding demo.
+"""Grab a screenshot of a room at work (for the README): the Chat room answering questions, the Image room after
+the bundled model drew shapes where its prompts put them, or the Decode room after a small decoding demo.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py assets/screenshot-chat.png
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py --room image assets/screenshot-image.png
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot.py --room decode assets/screenshot-decode.png
 
 Uses a throwaway HEARTH_HOME, the real engine host and the bundled models.
@@ -22,6 +23,14 @@ from PySide6.QtCore import QEventLoop, QTimer, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+# Scenes the bundled model never saw in training (Scene.held_out), one per position word; the last one is the
+# large preview.
+IMAGE_PROMPTS = ["a large purple square on the left on a white background",
+                 "a large black circle on the right on a blue background",
+                 "a large green square at the top on a blue background",
+                 "a large red square at the bottom on a orange background",
+                 "a large white star in the center on a green background",
+                 "a large orange star on the left on a yellow background"]
 QUESTIONS = ["What is the capital of France?", "Write a Python function that reverses a string."]
 
 
@@ -50,6 +59,19 @@ def chat_room(app, window, session) -> None:
         wait_until(app, lambda: not chat.busy, 180_000)
 
 
+def image_room(app, window, session) -> None:
+    window.show_room("Image")
+    room = window.image
+    wait_until(app, lambda: session.host.is_ready, 120_000)
+    room.seed.setValue(1)
+    for prompt in IMAGE_PROMPTS:
+        room.prompt.setPlainText(prompt)
+        room.generate()
+    wait_until(app, lambda: room.gallery_list.count() == len(IMAGE_PROMPTS) and not room.cancel_button.isEnabled(),
+               300_000)
+    room.prompt.setPlainText(IMAGE_PROMPTS[-1])
+
+
 def decode_room(app, window, session) -> None:
     """A small demo (a minute or two on a CPU): eight rows, the metrics and a five-point SNR sweep."""
     window.show_room("Decode")
@@ -67,7 +89,8 @@ def decode_room(app, window, session) -> None:
         raise SystemExit(f"the decoding run failed: {room.error.text()}")
 
 
-ROOMS = {"chat": (chat_room, "assets/screenshot-chat.png"), "decode": (decode_room, "assets/screenshot-decode.png")}
+ROOMS = {"chat": (chat_room, "assets/screenshot-chat.png"), "image": (image_room, "assets/screenshot-image.png"),
+         "decode": (decode_room, "assets/screenshot-decode.png")}
 
 
 def main(room: str, out: str) -> None:

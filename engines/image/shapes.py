@@ -169,14 +169,31 @@ def classify(image: Image.Image) -> dict:
 ATTRIBUTES = ("color", "background", "shape", "position")
 
 
+# What a generator that ignored the caption would score: one value drawn uniformly from each attribute's choices.
+CHANCE = {"color": 1 / len(COLORS), "background": 1 / len(COLORS), "shape": 1 / len(SHAPES),
+          "position": 1 / len(POSITIONS)}
+
+
 def accuracy(scenes, images) -> dict[str, float]:
     """The share of ``images`` in which classify() reads each attribute of its scene."""
+    return accuracy_by(scenes, images)["overall"]
+
+
+def accuracy_by(scenes, images, attribute: str = "position") -> dict:
+    """accuracy() overall, and per value of ``attribute``: for each value asked for ("left", "right", ...), the
+    share of its images in which that value is read back, and how many images asked for it."""
     hits = dict.fromkeys(ATTRIBUTES, 0)
+    per: dict[str, list[int]] = {}
     for scene, img in zip(scenes, images, strict=True):
         got = classify(img)
         for k in ATTRIBUTES:
             hits[k] += got[k] == getattr(scene, k)
-    return {k: v / len(scenes) for k, v in hits.items()}
+        asked = getattr(scene, attribute)
+        per.setdefault(asked, [0, 0])
+        per[asked][0] += got[attribute] == asked
+        per[asked][1] += 1
+    return {"overall": {k: v / len(scenes) for k, v in hits.items()},
+            "per_value": {v: {"accuracy": h / n, "images": n} for v, (h, n) in sorted(per.items())}}
 
 
 def vae_round_trip(vae, images) -> list[Image.Image]:
