@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 
 from engines.image.request import SCHEDULERS
 from tests.helpers import ROOT
