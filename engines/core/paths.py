@@ -1,6 +1,7 @@
 """Where Hearth keeps user data: the platform's user dirs, or ``HEARTH_HOME`` when set."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -68,3 +69,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json_object(path: str | Path, hint: str) -> dict:
+    """A JSON object from ``path``; a missing, unreadable or non-object file is a ModelFileError naming it."""
+    from engines.core.errors import ModelFileError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc}).", path=path, hint=hint) from exc
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path} is not a JSON object.", path=path, hint=hint)
+    return data

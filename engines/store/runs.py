@@ -214,13 +214,7 @@ def check_adapter(adapter_dir: str | Path) -> AdapterInfo:
         raise ModelFileError(f"{folder} holds no adapter: {config_file.name} is missing.", path=config_file,
                              hint="Choose the output folder of a finished training run; a run that is still training "
                                   "or was cancelled has no adapter yet (resume it first).")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{config_file} is not valid JSON ({exc}).", path=config_file,
-                             hint="The run's folder is damaged; train it again.") from exc
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{config_file} is not a JSON object.", path=config_file, hint="Train the run again.")
+    config = paths.read_json_object(config_file, hint="The run's folder is damaged; train it again.")
     summary = read_json(folder / SUMMARY) or {}
     if config.get("task_type") == "SEQ_CLS" or summary.get("method") == "reward":
         raise RequestError(f"{folder} is a reward model: it scores replies and cannot write them.", path=folder,

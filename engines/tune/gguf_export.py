@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from engines.core import paths
 from engines.core.cancel import CancelToken, Cancelled
 from engines.core.errors import ModelFileError, RequestError, UnsupportedModelError
 from engines.core.events import Event, Log, Progress, Result
@@ -69,14 +70,7 @@ class ExportSource:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path} is not readable JSON ({exc}).", path=path,
-                             hint="The folder is damaged; train the run again or choose another model.") from exc
-    if not isinstance(data, dict):
-        raise ModelFileError(f"{path} is not a JSON object.", path=path, hint="Choose another folder.")
-    return data
+    return paths.read_json_object(path, hint="The folder is damaged; train the run again or choose another model.")
 
 
 def _refuse(model_type: str, where: Path) -> UnsupportedModelError:
