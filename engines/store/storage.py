@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -128,6 +129,27 @@ class DatabaseError(HearthError):
     kind = "database"
 
 
+WAL_WAIT_S = 10.0
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting while another process holds the lock.
+
+    Two Hearths starting at once (or the GUI and its engine host) open a new database together. Switching the
+    journal mode needs an exclusive lock, and SQLite answers "database is locked" at once, without using the
+    connection's busy timeout, while the other process holds one: so wait here, a little at a time.
+    """
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Database:
     """A thread-safe handle (one connection, serialised) on the Hearth database."""
 
@@ -138,7 +160,7 @@ class Database:
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._conn)
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self.version  # noqa: B018 - reading the header fails fast on a file that is not a database
