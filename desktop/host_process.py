@@ -15,9 +15,8 @@ from collections import deque
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from engines.core.launch import child_command
+from engines.core.launch import HOST_READY_PREFIX, child_command
 
-READY_PREFIX = "HEARTH_HOST_READY"
 
 
 class HostManager(QObject):
@@ -95,9 +94,9 @@ class HostManager(QObject):
         *lines, self._stdout = self._stdout.split(b"\n")
         for raw in lines:
             line = raw.decode("utf-8", "replace").strip()
-            if line.startswith(READY_PREFIX):
+            if line.startswith(HOST_READY_PREFIX):
                 try:
-                    info = json.loads(line[len(READY_PREFIX):])
+                    info = json.loads(line[len(HOST_READY_PREFIX):])
                     port = int(info["port"])
                 except (ValueError, KeyError, TypeError):
                     self._stderr_tail.append(f"unreadable ready line: {line}")

@@ -27,10 +27,9 @@ from typing import Callable, Iterator
 from engines.core.version import __version__
 from engines.core import paths, resources
 from engines.core.errors import HearthError
-from engines.core.launch import child_command
+from engines.core.launch import HOST_READY_PREFIX, child_command
 from engines.text.request import DEFAULT_SYSTEM_PROMPT
 
-HOST_READY_PREFIX = "HEARTH_HOST_READY"  # printed by engines.host.server.serve
 HOST_START_S = 180.0
 QUESTION = "What is the capital of France?"
 IMAGE_PROMPT = "a large red circle in the center on a white background"

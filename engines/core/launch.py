@@ -10,6 +10,8 @@ import sys
 from engines.core.resources import resource
 
 MAIN = resource("main.py")
+# The engine host prints this line, then JSON {"port": N, "pid": P}, once it listens; its starters wait for it.
+HOST_READY_PREFIX = "HEARTH_HOST_READY"
 
 
 def child_command(*args: str) -> list[str]:

@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
+from engines.core.launch import HOST_READY_PREFIX
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Log, Result, Token, event_to_wire
 from engines.core.requests import check_value
@@ -32,7 +33,6 @@ from engines.host.wire import SSE_DONE, InternalErrorsAsJSON, error_response, er
 from engines.text.embeddings import EmbeddingRequest
 from engines.text.request import ChatRequest, LoadRequest
 
-READY_PREFIX = "HEARTH_HOST_READY"
 
 
 def create_app(api_key: str | None = None, state: HostState | None = None, bound_host: str = "127.0.0.1",
@@ -327,7 +327,7 @@ def serve(port: int = 8600, host: str = "127.0.0.1", api_key: str | None = None,
                 return
             time.sleep(0.02)
         bound = server.servers[0].sockets[0].getsockname()[1]
-        print(f"{READY_PREFIX} {json.dumps({'port': bound, 'pid': os.getpid()})}", flush=True)
+        print(f"{HOST_READY_PREFIX} {json.dumps({'port': bound, 'pid': os.getpid()})}", flush=True)
 
     def watch_parent() -> None:
         import psutil
