@@ -73,6 +73,16 @@ class Hearth:
     def last_bubble(self):
         return self.chat.message_view.bubbles[-1]
 
+    def select_only_run(self):
+        """Tune room, Runs view, its one run selected (once the file worker has listed it): (room, run actions)."""
+        self.window.show_room("Tune")
+        room = self.window.tune
+        room.show_tab(1)
+        table, actions = room.train_view.run_table, room.run_actions
+        self.qtbot.waitUntil(lambda: len(table.runs) == 1, timeout=10_000)
+        table.selectRow(0)
+        return room, actions
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -147,12 +147,7 @@ def test_runs_view_merges_in_the_host_and_exports_a_cluster_job(open_hearth, hea
     hearth = open_hearth("fake")
     hearth.wait_ready()
     qtbot = hearth.qtbot
-    hearth.window.show_room("Tune")
-    room = hearth.window.tune
-    room.show_tab(1)
-    table, actions = room.train_view.run_table, room.run_actions
-    qtbot.waitUntil(lambda: len(table.runs) == 1, timeout=10_000)
-    table.selectRow(0)
+    room, actions = hearth.select_only_run()
     run = actions.run
     assert run.folder == dpo
 

@@ -34,12 +34,7 @@ def test_export_gguf_writes_a_model_chat_can_list(open_hearth):
     hearth = open_hearth("fake")
     hearth.wait_ready()
     qtbot = hearth.qtbot
-    hearth.window.show_room("Tune")
-    room = hearth.window.tune
-    room.show_tab(1)
-    table, actions = room.train_view.run_table, room.run_actions
-    qtbot.waitUntil(lambda: len(table.runs) == 1, timeout=10_000)
-    table.selectRow(0)
+    room, actions = hearth.select_only_run()
     run = actions.run
     assert run.folder == run_folder and actions.gguf_button.isEnabled()
     assert actions.gguf_button.text() == "Export GGUF…"
