@@ -8,7 +8,6 @@ export helpers.
 """
 from __future__ import annotations
 
-import threading
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
@@ -29,6 +28,7 @@ from desktop.rooms.decode_views.progress import ProgressTracker
 from desktop.rooms.decode_views.sweep import SweepPlot
 from desktop.session import Session
 from desktop.widgets.panels import muted
+from desktop.widgets.plots import warm_up
 
 EXPLAINER = (
     "Hearth simulates how a visual cortex would respond to each image (the <b>fMRI pattern</b>), learns a linear map "
@@ -187,8 +187,7 @@ class DecodeRoom(QWidget):
         super().showEvent(event)
         if not self._warmed:
             self._warmed = True
-            # pyqtgraph (and numpy) take about half a second to import: in a thread, the window keeps painting.
-            threading.Thread(target=_warm_imports, name="hearth-decode-imports", daemon=True).start()
+            warm_up()
 
     # -- running ---------------------------------------------------------
     @property
@@ -351,14 +350,3 @@ def _summary(data: dict) -> str:
     if total:
         parts.append(f"{total:.1f} s")
     return " · ".join(parts)
-
-
-def _warm_imports() -> None:
-    import os
-
-    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    try:
-        import numpy  # noqa: F401
-        import pyqtgraph  # noqa: F401
-    except ImportError:
-        pass  # then the first plot raises it, where it can be reported

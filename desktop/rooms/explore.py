@@ -8,7 +8,6 @@ so the room costs nothing at start-up (the plots' pyqtgraph loads only with the 
 from __future__ import annotations
 
 import importlib
-import threading
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QT
 from engines.core.errors import HearthError
 from desktop.rooms.explore_views.common import STYLE, ExploreJobs, ExploreView
 from desktop.session import Session
+from desktop.widgets.plots import warm_up
 
 # (tab title, module under desktop.rooms.explore_views, class)
 VIEWS: tuple[tuple[str, str, str], ...] = (
@@ -130,9 +130,7 @@ class ExploreRoom(QWidget):
         super().showEvent(event)
         first = not self.views
         if first:
-            # The plots need pyqtgraph (and numpy): about half a second of imports, which would
-            # freeze the window if the first plot did them; in a thread the GUI keeps painting.
-            threading.Thread(target=_warm_imports, name="hearth-explore-imports", daemon=True).start()
+            warm_up()
         self._ensure_view(self.tab_bar.currentIndex())
         if first and self.host.is_ready:
             self.refresh_models(False)
@@ -194,14 +192,3 @@ class ExploreRoom(QWidget):
     def shutdown(self) -> None:
         for view in self.views.values():
             view.shutdown()
-
-
-def _warm_imports() -> None:
-    import os
-
-    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    try:
-        import numpy  # noqa: F401
-        import pyqtgraph  # noqa: F401
-    except ImportError:
-        pass  # then the first plot raises it, where it can be reported
