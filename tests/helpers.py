@@ -46,8 +46,11 @@ class HostProcess:
     def __init__(self, home: Path, api_key: str = "test-key", extra_args: tuple[str, ...] = ()) -> None:
         env = dict(os.environ, HEARTH_HOME=str(home), HF_HUB_OFFLINE="1", HEARTH_API_KEY=api_key)
         self.api_key = api_key
+        # stderr goes to a file: a pipe nobody drains would stall the host once full, and tests read the log.
+        self.log_path = home / "host-stderr.log"
+        self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--port", "0", *extra_args],
-                                     cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         deadline = time.time() + 120
         self.port = None
         while time.time() < deadline:
@@ -59,7 +62,7 @@ class HostProcess:
                 break
         if self.port is None:
             self.proc.kill()
-            raise RuntimeError(f"host did not start: {self.proc.stderr.read()}")
+            raise RuntimeError(f"host did not start: {self.log()}")
         self.url = f"http://127.0.0.1:{self.port}"
 
     def client(self, timeout: float = 120) -> httpx.Client:
@@ -73,8 +76,12 @@ class HostProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        self.proc.stdout.close()
+        self._log.close()
+
+    def log(self) -> str:
+        """What the host has written to stderr so far."""
+        return self.log_path.read_text(errors="replace")
 
 
 def sse_events(response) -> list[dict]:

@@ -112,13 +112,16 @@ def test_cancel_endpoint_stops_a_stream_and_the_host_stays_usable(host):
 def test_client_disconnect_cancels_the_generation(host):
     with host.client() as c:
         with c.stream("POST", "/v1/chat/completions", json={"messages": LONG, "max_tokens": 1500, "temperature": 0, "stream": True}) as r:
+            request_id = r.headers["X-Hearth-Request-Id"]
             for i, _ in enumerate(r.iter_lines()):
                 if i > 4:
                     break
-        # 1500 tokens would take tens of seconds; a cancelled job leaves the active list at once.
+        # The host logs why the job stopped: a generation that simply finished would leave no such line.
         deadline = time.time() + 10
-        while time.time() < deadline and c.get("/hearth/health").json()["active"]:
+        line = f"hearth: chat {request_id} cancelled: client disconnected"
+        while time.time() < deadline and (line not in host.log() or c.get("/hearth/health").json()["active"]):
             time.sleep(0.1)
+        assert line in host.log()
         assert c.get("/hearth/health").json()["active"] == 0
 
 

@@ -6,6 +6,7 @@ loop cancel the job (through its token) the moment the client goes away.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -20,7 +21,9 @@ class StreamFailed(Exception):
         self.exc = exc
 
 
-async def pump(make_events: Callable[[], Iterator[Any]], cancel: CancelToken) -> AsyncIterator[Any]:
+async def pump(make_events: Callable[[], Iterator[Any]], cancel: CancelToken, label: str = "job") -> AsyncIterator[Any]:
+    """The events of ``make_events()`` as they come. A job that ends cancelled leaves one line on stderr
+    (``hearth: <label> cancelled: <reason>``), the host's log of why a reply stopped early."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -36,6 +39,8 @@ async def pump(make_events: Callable[[], Iterator[Any]], cancel: CancelToken) ->
                 close = getattr(events, "close", None)
                 if close is not None:
                     close()
+            if cancel.cancelled:
+                print(f"hearth: {label} cancelled: {cancel.reason}", file=sys.stderr, flush=True)
         except BaseException as exc:
             loop.call_soon_threadsafe(queue.put_nowait, StreamFailed(exc))
         finally:

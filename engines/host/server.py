@@ -169,7 +169,8 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
 
         if not reply.stream:
             token = state.register(chat.request_id)
-            events = pump(lambda: state.text.chat(chat, token, client=_client(request, "openai")), token)
+            events = pump(lambda: state.text.chat(chat, token, client=_client(request, "openai")), token,
+                          f"chat {chat.request_id}")
             watcher = asyncio.create_task(cancel_on_disconnect(request, token))
             result = None
             try:
@@ -239,7 +240,7 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
         # naming who uses the model, and a later failure comes as an Error event instead of an HTTP error.
         busy = busy_message(state, chat.model) if api == "hearth" else None
         token = state.register(chat.request_id)
-        events = pump(lambda: state.text.chat(chat, token, client=_client(request, api)), token)
+        events = pump(lambda: state.text.chat(chat, token, client=_client(request, api)), token, f"chat {chat.request_id}")
         if busy:
             first = Log(busy)
         else:

@@ -53,7 +53,7 @@ async def event_stream_response(state, request_id: str, make_events, token, on_e
     from engines.core.events import event_to_wire
     from engines.host.pump import StreamFailed, pump
 
-    events = pump(make_events, token)
+    events = pump(make_events, token, f"job {request_id}")
     try:
         first = await events.__anext__()  # loading happens here
     except StopAsyncIteration:
