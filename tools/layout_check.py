@@ -21,15 +21,34 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def offenders(window, root) -> list[str]:
-    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QScrollArea, QSlider, QWidget
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QScrollArea, QSlider, QTabBar, QWidget
 
-    def in_scroll_area(widget) -> bool:
+    def scroll_area(widget):
         parent = widget.parentWidget()
         while parent is not None:
             if isinstance(parent, QScrollArea):
-                return True
+                return parent
             parent = parent.parentWidget()
-        return False
+        return None
+
+    def cut(control) -> str:
+        shown = control.visibleRegion().boundingRect()
+        if shown.width() < control.width() - 1 or shown.height() < control.height() - 1:
+            return f"cut off: {shown.width()}x{shown.height()} of {control.width()}x{control.height()} shown"
+        return ""
+
+    def cut_in_scroll_area(control, area) -> str:
+        """A control scrolled into view must show whole; one past the edge of a scroll area that never scrolls
+        sideways is cut off wherever it is scrolled."""
+        viewport = area.viewport()
+        corner = control.mapTo(viewport, QPoint(0, 0))
+        if (area.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+                and (corner.x() < -1 or corner.x() + control.width() > viewport.width() + 1)):
+            return "cut off sideways in its scroll area"
+        if 0 <= corner.y() and corner.y() + control.height() <= viewport.height():
+            return cut(control)
+        return ""
 
     found = []
     for control in root.findChildren(QWidget):
@@ -37,14 +56,17 @@ def offenders(window, root) -> list[str]:
             continue
         if not control.isVisible() or control.window() is not window or control.objectName().startswith("qt_"):
             continue
+        if isinstance(control.parentWidget(), (QComboBox, QAbstractSpinBox, QTabBar)):
+            continue  # the editor inside a combo or spin box, a tab bar's scroll arrows: their owner is checked
         hint = control.minimumSizeHint()
         name = f"{type(control).__name__} {getattr(control, 'text', lambda: '')() or control.objectName()!r}"
         if control.width() < hint.width() - 1 or control.height() < hint.height() - 1:
             found.append(f"{name} squeezed to {control.width()}x{control.height()} (needs {hint.width()}x{hint.height()})")
-        elif not in_scroll_area(control):
-            shown = control.visibleRegion().boundingRect()
-            if shown.width() < control.width() - 1 or shown.height() < control.height() - 1:
-                found.append(f"{name} cut off: {shown.width()}x{shown.height()} of {control.width()}x{control.height()} shown")
+        else:
+            area = scroll_area(control)
+            problem = cut(control) if area is None else cut_in_scroll_area(control, area)
+            if problem:
+                found.append(f"{name} {problem}")
     return found
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from engines.store.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError
@@ -27,6 +27,7 @@ from desktop.widgets.conversation_list import ConversationList
 from desktop.widgets.message_view import MessageBubble, MessageView
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.sampling_panel import DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, SamplingPanel, SystemPromptPanel
+from desktop.widgets.panels import side_scroll
 
 REPAINT_MS = 33  # ~30 repaints a second while tokens stream
 
@@ -136,10 +137,7 @@ class ChatRoom(QWidget):
         side_layout.addWidget(self.system_prompt)
         side_layout.addWidget(self.sampling)
         side_layout.addStretch(1)
-        side_scroll = QScrollArea(widgetResizable=True)
-        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side_scroll.setWidget(side)
-        side_scroll.setMinimumWidth(side.minimumSizeHint().width() + side_scroll.verticalScrollBar().sizeHint().width())
+        side_panel = side_scroll(side)
         self._save_panels_timer = QTimer(self, singleShot=True, interval=400)
         self._save_panels_timer.timeout.connect(self._save_panels)
         self.system_prompt.changed.connect(self._panels_changed)
@@ -148,7 +146,7 @@ class ChatRoom(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.conversation_list)
         self.splitter.addWidget(center)
-        self.splitter.addWidget(side_scroll)
+        self.splitter.addWidget(side_panel)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([230, 660, 300])
         self.splitter.setChildrenCollapsible(False)

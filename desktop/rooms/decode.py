@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout,
+    QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QTabWidget, QVBoxLayout,
     QWidget,
 )
 
@@ -27,7 +27,7 @@ from desktop.rooms.decode_views.metrics import MetricsTable
 from desktop.rooms.decode_views.progress import ProgressTracker
 from desktop.rooms.decode_views.sweep import SweepPlot
 from desktop.session import Session
-from desktop.widgets.panels import muted
+from desktop.widgets.panels import muted, side_scroll
 from desktop.widgets.plots import warm_up
 
 EXPLAINER = (
@@ -123,10 +123,7 @@ class DecodeRoom(QWidget):
         column.addWidget(self.controls)
         column.addWidget(export_card)
         column.addStretch(1)
-        side_scroll = QScrollArea(widgetResizable=True)
-        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side_scroll.setWidget(side)
-        side_scroll.setMinimumWidth(300)
+        side_panel = side_scroll(side, min_width=300)
 
         # right: the figure on top; the metrics, the sweep and how to read them below
         self.figure = FigureGrid()
@@ -172,7 +169,7 @@ class DecodeRoom(QWidget):
         right_layout.addWidget(right)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(side_scroll)
+        split.addWidget(side_panel)
         split.addWidget(right_box)
         split.setStretchFactor(1, 1)
         split.setSizes([330, 1000])

@@ -14,7 +14,8 @@ from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-    QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QListWidgetItem, QMenu, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 from engines.core.errors import HearthError
@@ -23,6 +24,7 @@ from engines.store.gallery import Gallery
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker
+from desktop.widgets.panels import side_scroll
 
 # Mirrors engines.image.request (the GUI process does not import engines.image).
 SCHEDULERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "Heun", "LMS", "LCM")
@@ -167,12 +169,16 @@ class ImageRoom(QWidget):
         self.mode.addItems(MODES)
         self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=0.75)
         self.init_path = QLineEdit(placeholderText="init image (img2img / inpaint)")
-        pick_init = QPushButton("…", clicked=self._pick_init, maximumWidth=32)
+        pick_init = QToolButton(text="…", clicked=self._pick_init)
         self.canvas = MaskCanvas()
         clear_mask = QPushButton("Clear mask", clicked=lambda: self.canvas.clear_mask())
         self.generate_button = QPushButton("Generate", clicked=self.generate, objectName="Primary")
         self.cancel_button = QPushButton("Cancel", clicked=self.cancel, enabled=False)
         self.queue_label = QLabel("", objectName="Muted")
+        for combo in (self.model, self.lora, self.scheduler, self.mode):
+            # Long model names elide instead of widening the settings column past the window's minimum size.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
 
         form = QFormLayout()
         form.addRow("Model", self.model)
@@ -197,23 +203,29 @@ class ImageRoom(QWidget):
         init_row.addWidget(pick_init)
         form.addRow("Init", init_row)
 
-        left = QWidget()
-        col = QVBoxLayout(left)
+        settings = QWidget()
+        col = QVBoxLayout(settings)
+        col.setContentsMargins(0, 0, 6, 0)
         col.addWidget(QLabel("Prompt"))
         col.addWidget(self.prompt)
         col.addWidget(self.negative)
         col.addLayout(form)
         col.addWidget(self.canvas)
         col.addWidget(clear_mask)
+        col.addStretch(1)
+        # The settings scroll when the window is short; Generate and Cancel stay in view under them.
+        left = QWidget()
+        lcol = QVBoxLayout(left)
+        lcol.setContentsMargins(0, 0, 0, 0)
+        lcol.addWidget(side_scroll(settings), 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.cancel_button)
-        col.addLayout(buttons)
-        col.addWidget(self.queue_label)
-        col.addStretch(1)
+        lcol.addLayout(buttons)
+        lcol.addWidget(self.queue_label)
 
         self.preview = QLabel("Your image appears here", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(256, 256)
+        self.preview.setMinimumSize(200, 200)
         self.progress = QProgressBar(textVisible=True, value=0)
         center = QWidget()
         ccol = QVBoxLayout(center)
@@ -225,11 +237,20 @@ class ImageRoom(QWidget):
         self.gallery_list = QListWidget(viewMode=QListWidget.ViewMode.IconMode, iconSize=QSize(THUMB, THUMB),
                                         resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static)
         self.gallery_list.itemDoubleClicked.connect(lambda item: self.reuse(item.data(Qt.ItemDataRole.UserRole)))
+        # Reuse is a button; the other actions sit in its menu and in the gallery's context menu, so the
+        # gallery column stays narrow enough for the window's minimum size.
+        self.gallery_menu = QMenu(self)
+        for text, slot in (("To img2img", lambda: self.send_to("img2img")), ("To inpaint", lambda: self.send_to("inpaint")),
+                           ("Open folder", self.open_folder), ("Delete", self.delete_selected)):
+            self.gallery_menu.addAction(text, slot)
+        self.gallery_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.gallery_list.customContextMenuRequested.connect(
+            lambda pos: self.gallery_list.itemAt(pos) and self.gallery_menu.exec(self.gallery_list.viewport().mapToGlobal(pos)))
+        more = QPushButton("More ▾")
+        more.setMenu(self.gallery_menu)
         actions = QHBoxLayout()
-        for text, slot in (("Reuse", lambda: self.reuse(self._selected())), ("To img2img", lambda: self.send_to("img2img")),
-                           ("To inpaint", lambda: self.send_to("inpaint")), ("Open folder", self.open_folder),
-                           ("Delete", self.delete_selected)):
-            actions.addWidget(QPushButton(text, clicked=slot))
+        actions.addWidget(QPushButton("Reuse", clicked=lambda: self.reuse(self._selected())), 1)
+        actions.addWidget(more, 1)
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.addWidget(self.search)

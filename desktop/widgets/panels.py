@@ -1,8 +1,34 @@
 """Small building blocks shared by the rooms' side panels: section titles, muted notes, cards."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+
+class _SideScroll(QScrollArea):
+    """Scrolls only vertically, and asks for at least its panel's minimum width (measured when laid out, after the
+    style sheet has set the paddings), so a splitter or layout never squeezes the panel into clipping."""
+
+    def __init__(self, panel: QWidget, min_width: int | None) -> None:
+        super().__init__(widgetResizable=True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(panel)
+        self._min_width = min_width
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        needed = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(max(needed, self._min_width or 0), hint.height())
+
+
+def side_scroll(panel: QWidget, width: int | None = None, min_width: int | None = None) -> QScrollArea:
+    """``panel`` in a scroll area that scrolls only vertically: a side panel taller than the window scrolls
+    instead of squeezing its controls. ``width`` fixes the width; otherwise it is at least the panel's own
+    minimum (and ``min_width``), so nothing is cut off sideways."""
+    scroll = _SideScroll(panel, min_width)
+    if width is not None:
+        scroll.setFixedWidth(width)
+    return scroll
 
 
 def section(text: str) -> QLabel:

@@ -7,12 +7,13 @@ import math
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea, QSplitter, QVBoxLayout,
+    QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout,
     QWidget,
 )
 
 from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, ScoreBars, muted, pyqtgraph, style_plot
+from desktop.widgets.panels import side_scroll
 
 FROM_COLOUR = "#7aa2f7"
 TO_COLOUR = ACCENT
@@ -117,9 +118,7 @@ class EmbeddingsView(ExploreView):
         left_layout.addWidget(analogy)
         left_layout.addWidget(near)
         left_layout.addStretch(1)
-        left_scroll = QScrollArea(widgetResizable=True)
-        left_scroll.setWidget(left)
-        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll = side_scroll(left)
 
         # -- map ---------------------------------------------------------
         plot_card = Card("Map of word pairs (PCA to 2-D)")

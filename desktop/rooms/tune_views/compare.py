@@ -16,7 +16,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+    QProgressBar, QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from engines.core.compare_stats import reward_win_rate
@@ -25,6 +25,7 @@ from engines.store.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.label import SYSTEM_PROMPT
 from desktop.rooms.tune_views.pairs import PairView, ReplyCard, as_markdown
+from desktop.widgets.panels import side_scroll
 from engines.store.runs import RunInfo, list_runs
 
 COMPARE_SOURCE = "compare:"  # + the run folder
@@ -201,10 +202,7 @@ class CompareView(QWidget):
         elo.body.addWidget(self.elo_label)
         info.addWidget(elo)
         info.addStretch(1)
-        right_scroll = QScrollArea(widgetResizable=True)
-        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        right_scroll.setWidget(right)
-        right_scroll.setFixedWidth(260)
+        right_scroll = side_scroll(right, width=260)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox, QStackedWidget, QVBoxLayout, QWidget,
+    QListWidgetItem, QMessageBox, QProgressBar, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from engines.core.errors import HearthError, RequestError
@@ -23,6 +23,7 @@ from engines.store.labels import CHAT_THUMBS_SOURCE, LabelStore
 from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
 from desktop.rooms.tune_views.ranking import RankView
+from desktop.widgets.panels import side_scroll
 
 SYSTEM_PROMPT = "You are a helpful assistant."  # what training jobs add to plain-text prompts, too
 
@@ -217,10 +218,7 @@ class LabelView(QWidget):
         export.body.addWidget(importer)
         info.addWidget(export)
         info.addStretch(1)
-        right_scroll = QScrollArea(widgetResizable=True)
-        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        right_scroll.setWidget(right)
-        right_scroll.setFixedWidth(270)
+        right_scroll = side_scroll(right, width=270)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

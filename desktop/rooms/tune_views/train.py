@@ -16,7 +16,7 @@ from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Qt, QUrl, Sign
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-    QPushButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
 from engines.core.errors import HearthError
@@ -26,6 +26,7 @@ from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, human_bytes, human_seconds, muted, section, set_state
 from engines.store.runs import CANCEL, EVENTS, EventTail, RunInfo, list_runs, read_run, runs_dir, seconds_per_step
 from desktop.rooms.tune_views.runs import RunTable, tune_dir
+from desktop.widgets.panels import side_scroll
 
 METHOD_TEXT = {
     "sft": ("SFT", "Supervised fine-tuning: imitate the replies you liked (thumbs up and the chosen side of pairs)."),
@@ -187,9 +188,7 @@ class TrainView(QWidget):
         side.addLayout(settings)
 
         side.addStretch(1)
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(form_panel)
+        scroll = side_scroll(form_panel)
         # The estimate and Start stay in view under the scrolling form.
         footer = QWidget(objectName="SidePanel")
         footer.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
