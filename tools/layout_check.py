@@ -70,6 +70,35 @@ def offenders(window, root) -> list[str]:
     return found
 
 
+def views(window):
+    """(name, show) for every room and every tab of a room with tabs (Tune, Explore)."""
+    from desktop.main_window import ROOMS
+
+    for name in ROOMS:
+        room = window.rooms[name]
+        tab_bar = getattr(room, "tab_bar", None)
+        tabs = range(tab_bar.count()) if tab_bar is not None else [None]
+        for tab in tabs:
+            def show(name=name, room=room, tab=tab):
+                window.show_room(name)
+                if tab is not None:
+                    room.tab_bar.setCurrentIndex(tab)
+            yield (name if tab is None else f"{name}: {room.tab_bar.tabText(tab).replace('&&', '&')}"), show
+
+
+def audit(window, app, after=None) -> dict[str, list[str]]:
+    """Show each room and tab in turn and list its squeezed or clipped controls (``after(key)`` runs on each)."""
+    report = {}
+    for key, show in views(window):
+        show()
+        for _ in range(10):
+            app.processEvents()
+        report[key] = offenders(window, window.centralWidget())
+        if after is not None:
+            after(key)
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="900x600")
@@ -80,7 +109,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from desktop.app import apply_theme
-    from desktop.main_window import ROOMS, MainWindow
+    from desktop.main_window import MainWindow
     from desktop.session import Session
 
     app = QApplication([])
@@ -89,20 +118,15 @@ def main() -> int:
     window = MainWindow(session)
     window.resize(width, height)
     window.show()
-    views = [(name, None) for name in ROOMS] + [("Tune", 1), ("Tune", 2)]
-    report = {}
-    for name, tab in views:
-        window.show_room(name)
-        if tab is not None:
-            window.rooms[name].show_tab(tab)
-        for _ in range(10):
-            app.processEvents()
-        key = name if tab is None else f"{name} tab {tab}"
-        report[key] = offenders(window, window.rooms[name])
-        print(f"{key}: {len(report[key])}" + "".join(f"\n    {line}" for line in report[key][:8]))
+
+    def shoot(key: str) -> None:
         if args.shots:
             Path(args.shots).mkdir(parents=True, exist_ok=True)
-            window.grab().save(str(Path(args.shots) / f"{key.replace(' ', '-')}.png"))
+            window.grab().save(str(Path(args.shots) / f"{key.replace(' ', '-').replace(':', '')}.png"))
+
+    report = audit(window, app, shoot)
+    for key, lines in report.items():
+        print(f"{key}: {len(lines)}" + "".join(f"\n    {line}" for line in lines[:8]))
     window.close()
     session.shutdown()
     print(json.dumps({"size": args.size, "offenders": {k: len(v) for k, v in report.items()},

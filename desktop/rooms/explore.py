@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QT
 from engines.core.errors import HearthError
 from desktop.rooms.explore_views.common import STYLE, ExploreJobs, ExploreView
 from desktop.session import Session
+from desktop.widgets.panels import eliding
 from desktop.widgets.plots import warm_up
 
 # (tab title, module under desktop.rooms.explore_views, class)
@@ -58,10 +59,12 @@ class ExploreRoom(QWidget):
         titles = QVBoxLayout()
         titles.setSpacing(2)
         titles.addWidget(QLabel("Explore", objectName="RoomTitle"))
-        titles.addWidget(QLabel("See how a language model reads, relates and predicts text.", objectName="RoomSubtitle"))
+        subtitle = QLabel("See how a language model reads, relates and predicts text.", objectName="RoomSubtitle")
+        subtitle.setWordWrap(True)
+        titles.addWidget(subtitle)
         row.addLayout(titles, 1)
         row.addWidget(QLabel("Model", objectName="Muted"))
-        self.model_box = QComboBox(minimumWidth=340, toolTip="The model every view uses (tokens can compare two)")
+        self.model_box = eliding(QComboBox(toolTip="The model every view uses (tokens can compare two)"), 20)
         self.model_box.addItem("SmolLM2-135M-Instruct · bundled", "default")
         self.model_box.currentIndexChanged.connect(self._on_model_changed)
         row.addWidget(self.model_box)

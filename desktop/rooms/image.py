@@ -24,7 +24,7 @@ from engines.store.gallery import Gallery
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker
-from desktop.widgets.panels import side_scroll
+from desktop.widgets.panels import eliding, side_scroll
 
 # Mirrors engines.image.request (the GUI process does not import engines.image).
 SCHEDULERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "Heun", "LMS", "LCM")
@@ -176,9 +176,7 @@ class ImageRoom(QWidget):
         self.cancel_button = QPushButton("Cancel", clicked=self.cancel, enabled=False)
         self.queue_label = QLabel("", objectName="Muted")
         for combo in (self.model, self.lora, self.scheduler, self.mode):
-            # Long model names elide instead of widening the settings column past the window's minimum size.
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
+            eliding(combo)
 
         form = QFormLayout()
         form.addRow("Model", self.model)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 
 class _SideScroll(QScrollArea):
@@ -29,6 +29,14 @@ def side_scroll(panel: QWidget, width: int | None = None, min_width: int | None 
     if width is not None:
         scroll.setFixedWidth(width)
     return scroll
+
+
+def eliding(combo: QComboBox, chars: int = 8) -> QComboBox:
+    """Size ``combo`` for ``chars`` characters, not its longest item: long model names elide instead of widening
+    a column past the window's minimum size (900x600)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
 
 
 def section(text: str) -> QLabel:

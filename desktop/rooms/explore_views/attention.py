@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.rooms.explore_views.common import ACCENT, MUTED, Card, ExploreView, ScoreBars, muted
+from desktop.widgets.panels import eliding
 
 # The same dark-to-bright ramp as the CLI's PNG (engines/text/explore_attention.RAMP).
 RAMP = ((0.0, (16, 17, 24)), (0.25, (72, 31, 110)), (0.5, (180, 54, 121)), (0.75, (246, 128, 76)), (1.0, (252, 236, 170)))
@@ -177,19 +178,22 @@ class AttentionView(ExploreView):
         self.text.returnPressed.connect(self.run)
         self.go = QPushButton("Show attention", objectName="Primary")
         self.go.clicked.connect(self.run)
+        self.export = QPushButton("Export PNG…", enabled=False)
+        self.export.clicked.connect(self._export_dialog)
         row.addWidget(self.text, 1)
         row.addWidget(self.go)
+        row.addWidget(self.export)
         top.body.addLayout(row)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Layer", objectName="Muted"))
-        self.layer = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=0, minimumWidth=220)
+        self.layer = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=0, minimumWidth=120)
         self.layer.valueChanged.connect(self._redraw)
         self.layer_label = QLabel("–", minimumWidth=70)
         controls.addWidget(self.layer)
         controls.addWidget(self.layer_label)
         controls.addSpacing(14)
         controls.addWidget(QLabel("Head", objectName="Muted"))
-        self.head = QComboBox(minimumWidth=150)
+        self.head = eliding(QComboBox(), 10)
         self.head.addItem("Mean over heads", None)
         self.head.currentIndexChanged.connect(self._redraw)
         controls.addWidget(self.head)
@@ -199,9 +203,6 @@ class AttentionView(ExploreView):
         controls.addSpacing(14)
         controls.addWidget(self.sqrt)
         controls.addStretch(1)
-        self.export = QPushButton("Export PNG…", enabled=False)
-        self.export.clicked.connect(self._export_dialog)
-        controls.addWidget(self.export)
         top.body.addLayout(controls)
         self.status = muted("Row i shows how much token i attends to each earlier token; each row sums to 1. "
                             "Computed with transformers (eager attention); the first run on a GGUF model converts it once, "

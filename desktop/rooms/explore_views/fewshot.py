@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 from engines.core.events import Metric, Progress, Result, Token
 from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, mono_font, muted, pyqtgraph, style_plot
+from desktop.widgets.panels import side_scroll
 
 DEFAULT_KS = (0, 1, 2, 4, 8)
 
@@ -98,12 +99,15 @@ class FewShotView(ExploreView):
         row.addWidget(self.measure_limit)
         row.addWidget(QLabel(f"for K = {', '.join(map(str, DEFAULT_KS))}", objectName="Muted"))
         row.addStretch(1)
+        measure.body.addLayout(row)
+        row = QHBoxLayout()
         self.measure_button = QPushButton("Measure", objectName="Primary")
         self.measure_button.clicked.connect(self.measure)
         self.stop_button = QPushButton("Stop", enabled=False)
         self.stop_button.clicked.connect(lambda: self.jobs.cancel(self._measure_job))
         row.addWidget(self.measure_button)
         row.addWidget(self.stop_button)
+        row.addStretch(1)
         measure.body.addLayout(row)
         self.progress = QProgressBar(objectName="JobProgress", textVisible=False, maximum=1)
         self.progress.setValue(0)
@@ -133,8 +137,8 @@ class FewShotView(ExploreView):
         measure.body.addWidget(self.sample_table)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(builder)
-        splitter.addWidget(measure)
+        splitter.addWidget(side_scroll(builder))
+        splitter.addWidget(side_scroll(measure))
         splitter.setSizes([560, 640])
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)

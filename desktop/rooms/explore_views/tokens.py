@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.rooms.explore_views.common import TOKEN_COLOURS, Card, ExploreView, mono_font, muted
+from desktop.widgets.panels import eliding
 
 SAMPLES = {
     "A sentence": "Hearth runs language models on your own computer. A tokenizer cuts text into pieces before the model reads it.",
@@ -106,14 +107,14 @@ class TokensView(ExploreView):
         self.editor.setPlainText(SAMPLES["A sentence"])
         input_card.body.addWidget(self.editor)
         options = QHBoxLayout()
-        self.samples = QComboBox(toolTip="Example texts that tokenize in telling ways")
+        self.samples = eliding(QComboBox(toolTip="Example texts that tokenize in telling ways"), 6)
         self.samples.addItem("Examples…")
         self.samples.addItems(list(SAMPLES))
         self.samples.activated.connect(self._use_sample)
         self.chat = QCheckBox("Chat template", toolTip="Wrap the text in the model's chat template, as a chat does: "
                                                        "its special tokens show in orange")
         self.show_ids = QCheckBox("Ids in the text", toolTip="Write each token's id after it")
-        self.compare = QComboBox(minimumWidth=300, toolTip="A second model: see how its tokenizer splits the same text")
+        self.compare = eliding(QComboBox(toolTip="A second model: see how its tokenizer splits the same text"), 9)
         self.compare.addItem("— none —", "")
         options.addWidget(self.samples)
         options.addSpacing(8)
