@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from engines.store.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError
@@ -27,7 +27,7 @@ from desktop.widgets.conversation_list import ConversationList
 from desktop.widgets.message_view import MessageBubble, MessageView
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.sampling_panel import DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, SamplingPanel, SystemPromptPanel
-from desktop.widgets.panels import side_scroll
+from desktop.widgets.panels import SideToggle, side_scroll
 
 REPAINT_MS = 33  # ~30 repaints a second while tokens stream
 
@@ -107,7 +107,10 @@ class ChatRoom(QWidget):
         self.model_picker.unload_requested.connect(self.unload_model)
         self.model_picker.refresh_requested.connect(lambda: self.refresh_models(refresh=True))
         self.model_picker.folders_requested.connect(self.edit_model_folders)
-        top_layout.addWidget(self.model_picker)
+        top_row = QHBoxLayout()
+        top_row.setContentsMargins(0, 0, 0, 0)
+        top_row.addWidget(self.model_picker, 1)
+        top_layout.addLayout(top_row)
         self.message_view = MessageView()
         self.message_view.edit_requested.connect(self._begin_edit)
         self.message_view.regenerate_requested.connect(self.regenerate)
@@ -150,6 +153,9 @@ class ChatRoom(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([230, 660, 300])
         self.splitter.setChildrenCollapsible(False)
+        self.settings_toggle = SideToggle(self.splitter, side_panel, "Settings",
+                                          "Show or hide the model, system prompt and sampling settings")
+        top_row.addWidget(self.settings_toggle, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)

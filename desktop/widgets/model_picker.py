@@ -97,7 +97,7 @@ class ModelPicker(QWidget):
         row.setSpacing(8)
         self.combo = QComboBox(toolTip="Models the engine host can see")
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.combo.setMinimumContentsLength(16)
+        self.combo.setMinimumContentsLength(10)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.currentIndexChanged.connect(self._update_info)
         self.refresh_button = QToolButton(text="↻", objectName="Flat", toolTip="Look for models again")
@@ -139,18 +139,22 @@ class ModelPicker(QWidget):
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("Device", self.device)
         form.addRow("Chat template", template_row)
+        form.addRow("Model folders", self.folders_button)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(self._request_load)
         self.unload_button = QPushButton("Unload")
         self.unload_button.clicked.connect(self.unload_requested)
         row.addWidget(self.combo, 1)
         self.loaded_label = QLabel("no model loaded", objectName="Muted")
-        for widget in (self.refresh_button, self.folders_button, self.load_button, self.unload_button, self.loaded_label):
+        for widget in (self.refresh_button, self.load_button, self.unload_button):
             row.addWidget(widget)
         outer.addLayout(row)
         self.info = QLabel(objectName="ModelInfo")
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        outer.addWidget(self.info)
+        status = QHBoxLayout()
+        status.addWidget(self.info, 1)
+        status.addWidget(self.loaded_label)
+        outer.addLayout(status)
         self._entries: list[dict] = []
         self._memory: dict | None = None
         self._preferred = ""

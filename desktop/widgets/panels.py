@@ -1,8 +1,8 @@
 """Small building blocks shared by the rooms' side panels: section titles, muted notes, cards."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget
 
 
 class _SideScroll(QScrollArea):
@@ -29,6 +29,45 @@ def side_scroll(panel: QWidget, width: int | None = None, min_width: int | None 
     if width is not None:
         scroll.setFixedWidth(width)
     return scroll
+
+
+class SideToggle(QToolButton):
+    """Shows or hides ``panel``, one of ``splitter``'s widgets. The panel also steps aside by itself when the
+    splitter is too narrow for every widget's minimum (the window at its minimum size) and comes back when there
+    is room again, unless the user hid it with this button."""
+
+    def __init__(self, splitter: QSplitter, panel: QWidget, text: str, tooltip: str) -> None:
+        super().__init__(text=text, checkable=True, checked=True, objectName="Flat", toolTip=tooltip)
+        self.splitter, self.panel = splitter, panel
+        self._auto_hidden = False
+        self.toggled.connect(self._on_toggled)
+        splitter.installEventFilter(self)
+
+    def _on_toggled(self, shown: bool) -> None:
+        self._auto_hidden = False
+        self.panel.setVisible(shown)
+
+    def _needed(self) -> int:
+        widgets = [self.splitter.widget(i) for i in range(self.splitter.count())]
+        return (sum(w.minimumSizeHint().width() for w in widgets if w is self.panel or not w.isHidden())
+                + self.splitter.handleWidth() * (len(widgets) - 1))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            width = event.size().width()
+            if not self.panel.isHidden() and width < self._needed():
+                self._set_shown(False)
+                self._auto_hidden = True
+            elif self._auto_hidden and width >= self._needed():
+                self._set_shown(True)
+        return False
+
+    def _set_shown(self, shown: bool) -> None:
+        self.blockSignals(True)
+        self.setChecked(shown)
+        self.blockSignals(False)
+        self.panel.setVisible(shown)
+        self._auto_hidden = False
 
 
 def eliding(combo: QComboBox, chars: int = 8) -> QComboBox:
