@@ -39,18 +39,22 @@ def offenders(window, root) -> list[str]:
         return ""
 
     def cut_in_scroll_area(control, area) -> str:
-        """A control scrolled into view must show whole; one past the edge of a scroll area that never scrolls
-        sideways is cut off wherever it is scrolled."""
+        """In a scroll area that scrolls only vertically, a control past its side edge is cut off wherever it is
+        scrolled, and one scrolled into view must show whole. Where it scrolls both ways, scrolling shows it all."""
         viewport = area.viewport()
         corner = control.mapTo(viewport, QPoint(0, 0))
         if (area.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
                 and (corner.x() < -1 or corner.x() + control.width() > viewport.width() + 1)):
             return "cut off sideways in its scroll area"
-        if 0 <= corner.y() and corner.y() + control.height() <= viewport.height():
-            return cut(control)
+        if (area.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+                and 0 <= corner.y() and corner.y() + control.height() <= viewport.height()):
+            return cut(control)  # scrolled into view, yet not all shown: something in the panel overlaps it
         return ""
 
     found = []
+    for bar in root.findChildren(QTabBar):
+        if bar.isVisible() and bar.count() and bar.tabRect(bar.count() - 1).right() > bar.width():
+            found.append(f"QTabBar {bar.objectName()!r}: tab {bar.tabText(bar.count() - 1)!r} cut off")
     for control in root.findChildren(QWidget):
         if not isinstance(control, (QAbstractButton, QLineEdit, QComboBox, QAbstractSpinBox, QSlider)):
             continue

@@ -73,7 +73,7 @@ class ExploreRoom(QWidget):
         row.addWidget(refresh)
 
         # A tab bar in the header strip over a stack of views (built on first show).
-        self.tab_bar = QTabBar(objectName="ExploreTabBar", expanding=False, drawBase=False)
+        self.tab_bar = QTabBar(objectName="ExploreTabBar", expanding=False, drawBase=False, usesScrollButtons=False)
         self.stack = QStackedWidget()
         for title, _module, _cls in VIEWS:
             self.tab_bar.addTab(title.replace("&", "&&"))

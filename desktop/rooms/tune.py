@@ -62,9 +62,11 @@ class TuneRoom(QWidget):
         titles = QVBoxLayout()
         titles.setSpacing(2)
         titles.addWidget(QLabel("Tune", objectName="RoomTitle"))
-        titles.addWidget(QLabel("Label your model's replies, train on your labels, watch it change.", objectName="RoomSubtitle"))
+        subtitle = QLabel("Label your model's replies, train on your labels, watch it change.", objectName="RoomSubtitle")
+        subtitle.setWordWrap(True)
+        titles.addWidget(subtitle)
         row.addLayout(titles, 1)
-        self.tab_bar = QTabBar(objectName="TuneTabBar", expanding=False, drawBase=False)
+        self.tab_bar = QTabBar(objectName="TuneTabBar", expanding=False, drawBase=False, usesScrollButtons=False)
         for title in ("Label", "Train", "Compare"):
             self.tab_bar.addTab(title)
         row.addWidget(self.tab_bar, 0, Qt.AlignmentFlag.AlignBottom)

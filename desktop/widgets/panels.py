@@ -21,6 +21,15 @@ class _SideScroll(QScrollArea):
         return QSize(max(needed, self._min_width or 0), hint.height())
 
 
+def scrolling(panel: QWidget) -> QScrollArea:
+    """``panel`` in a scroll area that scrolls both ways, for a main area that is wider or taller than the window
+    at its minimum size: it scrolls rather than overlapping its neighbours."""
+    scroll = QScrollArea(widgetResizable=True)
+    scroll.setWidget(panel)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    return scroll
+
+
 def side_scroll(panel: QWidget, width: int | None = None, min_width: int | None = None) -> QScrollArea:
     """``panel`` in a scroll area that scrolls only vertically: a side panel taller than the window scrolls
     instead of squeezing its controls. ``width`` fixes the width; otherwise it is at least the panel's own

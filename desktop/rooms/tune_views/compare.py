@@ -25,7 +25,7 @@ from engines.store.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.label import SYSTEM_PROMPT
 from desktop.rooms.tune_views.pairs import PairView, ReplyCard, as_markdown
-from desktop.widgets.panels import side_scroll
+from desktop.widgets.panels import eliding, scrolling, side_scroll
 from engines.store.runs import RunInfo, list_runs
 
 COMPARE_SOURCE = "compare:"  # + the run folder
@@ -133,18 +133,22 @@ class CompareView(QWidget):
         left.setMaximumWidth(330)
 
         # centre: one comparison, side by side or blind
-        head = QHBoxLayout()
+        head = QVBoxLayout()  # the comparison over its two view buttons: the centre is narrow at the minimum size
         head.setSpacing(6)
-        self.comparison_box = QComboBox(toolTip="Comparisons made so far")
+        self.comparison_box = eliding(QComboBox(toolTip="Comparisons made so far"), 6)
         self.comparison_box.currentIndexChanged.connect(self._on_comparison_changed)
-        head.addWidget(self.comparison_box, 1)
+        head.addWidget(self.comparison_box)
+        modes = QHBoxLayout()
+        modes.setSpacing(6)
+        head.addLayout(modes)
         self.mode_group = QButtonGroup(self)
         for i, (text, tip) in enumerate((("Side by side", "Base on the left, tuned on the right, with reward scores"),
                                          ("Blind A/B", "Which reply is better? Random sides, keys 1 / 2 / T / S / Z"))):
             button = QPushButton(text, objectName="Method", checkable=True, toolTip=tip)
             button.setMinimumWidth(button.fontMetrics().horizontalAdvance(text) + 36)
             self.mode_group.addButton(button, i)
-            head.addWidget(button)
+            modes.addWidget(button)
+        modes.addStretch(1)
         self.mode_group.button(0).setChecked(True)
         self.mode_group.idClicked.connect(self.set_mode)
 
@@ -208,7 +212,7 @@ class CompareView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(left)
-        layout.addWidget(centre, 1)
+        layout.addWidget(scrolling(centre), 1)
         layout.addWidget(right_scroll)
 
     # ------------------------------------------------------------------ choices

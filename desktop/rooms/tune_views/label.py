@@ -23,7 +23,7 @@ from engines.store.labels import CHAT_THUMBS_SOURCE, LabelStore
 from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
 from desktop.rooms.tune_views.ranking import RankView
-from desktop.widgets.panels import side_scroll
+from desktop.widgets.panels import scrolling, side_scroll
 
 SYSTEM_PROMPT = "You are a helpful assistant."  # what training jobs add to plain-text prompts, too
 
@@ -105,14 +105,15 @@ class LabelView(QWidget):
         self.set_box = QComboBox()
         self.set_box.currentIndexChanged.connect(self._on_set_changed)
         side.addWidget(self.set_box)
-        row = QHBoxLayout()
+        row = QGridLayout()  # two to a row: the panel is narrow at the window's minimum size
         row.setSpacing(6)
-        for text, tip, slot in (("Starter set", "The 52 varied prompts that come with Hearth", self.add_starter),
-                                ("Import…", "A CSV (a 'prompt' column) or JSONL file ('prompt' or 'text')", self.import_prompts),
-                                ("From chat", "Your recent questions in Chat", self.add_from_history)):
+        for i, (text, tip, slot) in enumerate((
+                ("Starter set", "The 52 varied prompts that come with Hearth", self.add_starter),
+                ("Import…", "A CSV (a 'prompt' column) or JSONL file ('prompt' or 'text')", self.import_prompts),
+                ("From chat", "Your recent questions in Chat", self.add_from_history))):
             button = QPushButton(text, toolTip=tip)
             button.clicked.connect(slot)
-            row.addWidget(button)
+            row.addWidget(button, i // 2, i % 2)
         side.addLayout(row)
         self.prompt_list = QListWidget(objectName="PromptList")
         self.prompt_list.setWordWrap(False)
@@ -223,8 +224,8 @@ class LabelView(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(left)
-        layout.addWidget(centre, 1)
+        layout.addWidget(side_scroll(left, width=300))
+        layout.addWidget(scrolling(centre), 1)
         layout.addWidget(right_scroll)
         self.update_model_label()
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QProcess, QProcessEnvironment, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox,
+    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLineEdit, QPushButton,
+    QSpinBox,
     QVBoxLayout, QWidget,
 )
 
@@ -138,9 +139,9 @@ class RunActions(QWidget):
         self._export_out = b""
         self._gguf: QProcess | None = None
         self._gguf_out = b""
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(6)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(6)
         self.chat_button = QPushButton("Chat with this", toolTip="Load this run's adapter on its base model in Chat")
         self.compare_button = QPushButton("Compare", toolTip="Base vs tuned on held-out prompts (Compare tab)")
         self.merge_button = QPushButton("Merge and save…", toolTip="The base model with this adapter merged in, as a new model folder")
@@ -153,9 +154,14 @@ class RunActions(QWidget):
         self.gguf_button.clicked.connect(self._ask_gguf)
         self.export_button.clicked.connect(self._ask_export)
         self.hint = muted("Select a finished run.", wrap=False)
-        row.addWidget(self.hint, 1)
-        for button in (self.chat_button, self.compare_button, self.merge_button, self.gguf_button, self.export_button):
-            row.addWidget(button)
+        column.addWidget(self.hint)
+        # Two columns: the runs panel is narrow at the window's minimum size.
+        grid = QGridLayout()
+        grid.setSpacing(6)
+        for i, button in enumerate((self.chat_button, self.compare_button, self.merge_button, self.gguf_button,
+                                    self.export_button)):
+            grid.addWidget(button, i // 2, i % 2)
+        column.addLayout(grid)
         self.set_run(None)
 
     def set_run(self, run: RunInfo | None) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+    QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
     QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
@@ -26,7 +26,7 @@ from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, human_bytes, human_seconds, muted, section, set_state
 from engines.store.runs import CANCEL, EVENTS, EventTail, RunInfo, list_runs, read_run, runs_dir, seconds_per_step
 from desktop.rooms.tune_views.runs import RunTable, tune_dir
-from desktop.widgets.panels import side_scroll
+from desktop.widgets.panels import eliding, side_scroll
 
 METHOD_TEXT = {
     "sft": ("SFT", "Supervised fine-tuning: imitate the replies you liked (thumbs up and the chosen side of pairs)."),
@@ -107,13 +107,13 @@ class TrainView(QWidget):
         side.setContentsMargins(14, 12, 14, 14)
         side.setSpacing(8)
         side.addWidget(section("Method"))
-        methods = QHBoxLayout()
+        methods = QGridLayout()  # three to a row: the panel stays narrow enough for the window's minimum size
         methods.setSpacing(4)
         self.method_group = QButtonGroup(self)
         for i, method in enumerate(METHODS):
             button = QPushButton(METHOD_TEXT[method][0], objectName="Method", checkable=True, toolTip=METHOD_TEXT[method][1])
             self.method_group.addButton(button, i)
-            methods.addWidget(button)
+            methods.addWidget(button, i // 3, i % 3)
         self.method_group.idClicked.connect(lambda i: self.set_method(METHODS[i]))
         side.addLayout(methods)
         self.method_text = muted()
@@ -170,7 +170,7 @@ class TrainView(QWidget):
         settings.setHorizontalSpacing(10)
         settings.setVerticalSpacing(6)
         lora = QHBoxLayout()
-        for label, widget in (("r", self.lora_r), ("α", self.lora_alpha), ("drop", self.lora_dropout)):
+        for label, widget in (("r", self.lora_r), ("α", self.lora_alpha)):
             lora.addWidget(QLabel(label, objectName="Muted"))
             lora.addWidget(widget)
         batch = QHBoxLayout()
@@ -179,12 +179,14 @@ class TrainView(QWidget):
         batch.addWidget(self.accum)
         self.rl_rows: list[QWidget] = []
         for label, widget in (("Preset", self.preset_box), ("Steps", self.steps), ("Learning rate", self.lr),
-                              ("Batch", batch), ("β / KL", self.beta), ("LoRA", lora), ("Targets", self.targets),
+                              ("Batch", batch), ("β / KL", self.beta), ("LoRA", lora), ("LoRA dropout", self.lora_dropout), ("Targets", self.targets),
                               ("Max length", self.max_length), ("Checkpoint", self.save_steps), ("Seed", self.seed),
                               ("Device", self.device), ("Samples", self.generations), ("Reply tokens", self.completion_tokens),
                               ("Run name", self.run_name)):
             settings.addRow(label, widget)
         self.settings_form = settings
+        for combo in (self.dataset_box, self.base_box, self.reward_box, self.preset_box, self.device):
+            eliding(combo, 12)
         side.addLayout(settings)
 
         side.addStretch(1)
@@ -208,8 +210,7 @@ class TrainView(QWidget):
         left_column.setSpacing(0)
         left_column.addWidget(scroll, 1)
         left_column.addWidget(footer)
-        left.setMinimumWidth(370)
-        left.setMaximumWidth(410)
+        left.setMaximumWidth(430)
 
         # centre: the run
         head = QHBoxLayout()
@@ -217,6 +218,8 @@ class TrainView(QWidget):
         titles.setSpacing(2)
         self.run_title = QLabel("No run yet", objectName="RoomSubtitle")
         self.run_status = QLabel("", objectName="RunStatus")
+        for label in (self.run_title, self.run_status):
+            label.setWordWrap(True)  # the run's name wraps rather than pushing its buttons out of the room
         titles.addWidget(self.run_title)
         titles.addWidget(self.run_status)
         head.addLayout(titles, 1)
@@ -245,7 +248,10 @@ class TrainView(QWidget):
         runs_card = Card("Runs")
         self.runs_card = runs_card  # the room adds the selected run's actions to it
         runs_head = QHBoxLayout()
-        runs_head.addWidget(muted(f"Saved under {runs_dir()}", wrap=False), 1)
+        saved_under = muted(f"Saved under {runs_dir()}", wrap=False)
+        saved_under.setToolTip(str(runs_dir()))
+        saved_under.setMinimumWidth(40)  # a long path is clipped at the right, not allowed to widen the room
+        runs_head.addWidget(saved_under, 1)
         refresh = QPushButton("⟳", objectName="Flat", toolTip="Look for runs again")
         refresh.clicked.connect(self.refresh_runs)
         runs_head.addWidget(refresh)
@@ -264,7 +270,7 @@ class TrainView(QWidget):
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
-        split.addWidget(bottom)
+        split.addWidget(side_scroll(bottom))  # a short window scrolls the runs instead of squeezing them
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([520, 300])
