@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from engines.core.events import Result
     from engines.decode.engine import DecodeEngine
-    from engines.decode.request import DecodeRequest
+    from engines.core.requests.decode import DecodeRequest
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     engine = DecodeEngine()

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from engines.core.cancel import CancelToken
     from engines.core.events import Result
     from engines.image.engine import ImageEngine
-    from engines.image.request import ImageRequest
+    from engines.core.requests.image import ImageRequest
     from engines.image.shapes import CHANCE, accuracy_by, all_scenes
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))

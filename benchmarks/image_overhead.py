@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from engines.core.cancel import CancelToken
     from engines.core.events import Result
     from engines.image.engine import ImageEngine
-    from engines.image.request import ImageRequest
+    from engines.core.requests.image import ImageRequest
     from engines.models.image_models import inspect_image_model, native_size
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -8,17 +8,20 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from engines.core.resources import resource
+from desktop.widgets.palette import (
+    ACCENT, ACCENT_LIGHT, BASE, BUTTON, DISABLED_FIELD_TEXT, DISABLED_TEXT, FIELD, LINE, PANEL, PLACEHOLDER, SHADOW, TEXT, themed,
+)
 
 THEME = resource("desktop", "theme.qss")
 ICONS = resource("desktop", "icons")
 
 
 PALETTE = {
-    QPalette.ColorRole.Window: "#15171b", QPalette.ColorRole.WindowText: "#e4e6eb", QPalette.ColorRole.Base: "#23272e",
-    QPalette.ColorRole.AlternateBase: "#1c1f24", QPalette.ColorRole.Text: "#e4e6eb", QPalette.ColorRole.Button: "#2a2e36",
-    QPalette.ColorRole.ButtonText: "#e4e6eb", QPalette.ColorRole.Highlight: "#f08a4b", QPalette.ColorRole.HighlightedText: "#15171b",
-    QPalette.ColorRole.ToolTipBase: "#23272e", QPalette.ColorRole.ToolTipText: "#e4e6eb", QPalette.ColorRole.PlaceholderText: "#6f7682",
-    QPalette.ColorRole.Link: "#f5a672", QPalette.ColorRole.Mid: "#2e333b", QPalette.ColorRole.Dark: "#101215",
+    QPalette.ColorRole.Window: BASE, QPalette.ColorRole.WindowText: TEXT, QPalette.ColorRole.Base: FIELD,
+    QPalette.ColorRole.AlternateBase: PANEL, QPalette.ColorRole.Text: TEXT, QPalette.ColorRole.Button: BUTTON,
+    QPalette.ColorRole.ButtonText: TEXT, QPalette.ColorRole.Highlight: ACCENT, QPalette.ColorRole.HighlightedText: BASE,
+    QPalette.ColorRole.ToolTipBase: FIELD, QPalette.ColorRole.ToolTipText: TEXT, QPalette.ColorRole.PlaceholderText: PLACEHOLDER,
+    QPalette.ColorRole.Link: ACCENT_LIGHT, QPalette.ColorRole.Mid: LINE, QPalette.ColorRole.Dark: SHADOW,
 }
 
 
@@ -32,8 +35,8 @@ def apply_theme(app: QApplication) -> str:
     palette = QPalette()
     for role, colour in PALETTE.items():
         palette.setColor(role, QColor(colour))
-    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#646b76"))
-    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#5d636d"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor(DISABLED_FIELD_TEXT))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor(DISABLED_TEXT))
     app.setPalette(palette)
     font = QFont(app.font())
     font.setPointSizeF(10)
@@ -43,7 +46,7 @@ def apply_theme(app: QApplication) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         return (f"The bundled style sheet {THEME} could not be read ({getattr(exc, 'strerror', None) or exc}), so Hearth "
                 "looks plain. Reinstall Hearth to restore it; Help → Self-test checks the other bundled files.")
-    app.setStyleSheet(style.replace("@ICONS@", ICONS.as_posix()))
+    app.setStyleSheet(themed(style).replace("@ICONS@", ICONS.as_posix()))
     return ""
 
 

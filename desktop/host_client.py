@@ -12,6 +12,8 @@ import httpx
 
 from engines.core.errors import HearthError, HostError
 from engines.core.events import Event, event_from_wire
+from engines.core.requests.decode import DecodeRequest
+from engines.core.requests.image import ImageRequest
 
 # Loading a model or waiting for the first token can take minutes on a CPU, so streaming and
 # loading calls wait without a read timeout; connecting to loopback never takes long.
@@ -60,9 +62,14 @@ class HostClient:
     def image_metadata(self, path: str) -> dict:
         return self._call("POST", "/hearth/image/metadata", json={"path": path})
 
-    def stream_image(self, body: dict) -> Iterator[Event]:
+    def stream_image(self, request: ImageRequest) -> Iterator[Event]:
         """POST /hearth/image/generate and yield Progress/Preview/Result events until ``[DONE]``."""
-        return self.stream_events("/hearth/image/generate", body, unfinished="the image was finished")
+        return self.stream_events("/hearth/image/generate", request.to_dict(), unfinished="the image was finished")
+
+    # -- decode ----------------------------------------------------------
+    def stream_decode(self, request: DecodeRequest) -> Iterator[Event]:
+        """POST /hearth/decode/run and yield Progress/Result events until ``[DONE]``."""
+        return self.stream_events("/hearth/decode/run", request.to_dict(), unfinished="the decoding run was finished")
 
     # -- tune ------------------------------------------------------------
     def stream_compare(self, body: dict) -> Iterator[Event]:

@@ -11,7 +11,7 @@ import pytest
 
 from engines.core.cancel import CancelToken
 from engines.core.events import Progress, Result
-from engines.decode.request import DecodeRequest
+from engines.core.requests.decode import DecodeRequest
 from tests.test_cli import hearth
 
 SMALL = dict(voxels=1200, train=300, test=12, samples=2, steps=8)

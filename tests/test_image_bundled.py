@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.image.request import SCHEDULERS
+from engines.core.requests.image import SCHEDULERS
 from tests.helpers import ROOT
 from tests.test_cli import hearth
 
@@ -108,7 +108,7 @@ def test_every_sampler_draws_what_the_caption_asks(engine, scheduler, tmp_path):
 
     from engines.core.cancel import CancelToken
     from engines.core.events import Result
-    from engines.image.request import ImageRequest
+    from engines.core.requests.image import ImageRequest
     from engines.image.shapes import classify
 
     shapes_right = scenes_right = 0

@@ -14,7 +14,7 @@ from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError, ModelFileError, OutOfMemoryError, RequestError, UnsupportedModelError
 from engines.core.events import Preview, Progress, Result
 from engines.image.metadata import a1111_parameters, parse_parameters, read_png_metadata
-from engines.image.request import SCHEDULERS, ImageRequest, LoraSpec, MemoryOptions, parse_lora_arg
+from engines.core.requests.image import SCHEDULERS, ImageRequest, LoraSpec, MemoryOptions, parse_lora_arg
 
 from tests.image_support import save_tiny_lora, save_tiny_model, tiny_pipeline  # noqa: E402
 

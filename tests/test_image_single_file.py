@@ -59,7 +59,7 @@ def test_single_file_inpainting_and_refiner_are_refused_with_a_reason(tmp_path):
     from engines.core.cancel import CancelToken
     from engines.core.errors import UnsupportedModelError
     from engines.image.engine import ImageEngine
-    from engines.image.request import ImageRequest
+    from engines.core.requests.image import ImageRequest
 
     unet = "model.diffusion_model."
     path = tmp_path / "inpaint.safetensors"

@@ -196,17 +196,15 @@ class DecodeRoom(QWidget):
         if self.running:
             return None
         try:
-            body = self.controls.request_body()
+            request = self.controls.request()
         except RequestProblem as problem:
             self._show_error(str(problem))
             return None
         self._show_error("")
-        self._tracker = ProgressTracker(body["reconstruct"], len(body["sweep"]))
+        self._tracker = ProgressTracker(request.reconstruct, len(request.sweep))
         self.progress.setValue(0)
         self.stage.setText(self._tracker.text + "…")
-        job = Job("decode", lambda client: client.stream_events("/hearth/decode/run", body,
-                                                                unfinished="the decoding run was finished"),
-                  label="Decoding", request_id=body["request_id"])
+        job = Job("decode", lambda client: client.stream_decode(request), label="Decoding", request_id=request.request_id)
         self._job = job.id
         self._update_buttons()
         try:

@@ -18,17 +18,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engines.core.errors import HearthError
+from engines.core.errors import HearthError, RequestError
 from engines.core.events import Preview, Progress, Result
+from engines.core.requests.image import MODES, SCHEDULERS, ImageRequest, LoraSpec
 from engines.store.gallery import Gallery
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker
 from desktop.widgets.panels import eliding, side_scroll
 
-# Mirrors engines.image.request (the GUI process does not import engines.image).
-SCHEDULERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "Heun", "LMS", "LCM")
-MODES = ("txt2img", "img2img", "inpaint")
 PREVIEW_MS = 100
 THUMB = 96
 FILTER_DEBOUNCE_MS = 250
@@ -265,31 +263,37 @@ class ImageRoom(QWidget):
         layout.addWidget(split)
 
     # -- actions ---------------------------------------------------------
-    def request_body(self) -> dict:
+    def request(self) -> ImageRequest:
+        """The image request the settings describe (not yet validated)."""
         mode = self.mode.currentText()
-        body = {
-            "request_id": uuid.uuid4().hex, "prompt": self.prompt.toPlainText().strip(),
-            "negative_prompt": self.negative.toPlainText().strip(),
-            "model": self.model.currentData() or self.model.currentText().strip() or "default", "mode": mode,
-            "steps": self.steps.value(), "guidance": self.guidance.value(), "width": self.width_box.value(),
-            "height": self.height_box.value(), "seed": None if self.seed.value() < 0 else self.seed.value(),
-            "scheduler": self.scheduler.currentText(), "batch_size": self.batch.value(), "strength": self.strength.value(),
-            "loras": [{"path": p, "weight": self.lora_weight.value()}] if (p := self.lora.currentData() or "") else [],
-        }
+        request = ImageRequest(
+            request_id=uuid.uuid4().hex, prompt=self.prompt.toPlainText().strip(),
+            negative_prompt=self.negative.toPlainText().strip(),
+            model=self.model.currentData() or self.model.currentText().strip() or "default", mode=mode,
+            steps=self.steps.value(), guidance=self.guidance.value(), width=self.width_box.value(),
+            height=self.height_box.value(), seed=None if self.seed.value() < 0 else self.seed.value(),
+            scheduler=self.scheduler.currentText(), batch_size=self.batch.value(), strength=self.strength.value(),
+            loras=[LoraSpec(p, self.lora_weight.value())] if (p := self.lora.currentData() or "") else [],
+        )
         if mode != "txt2img":
-            body["init_image"] = self.init_path.text().strip() or None
+            request.init_image = self.init_path.text().strip() or None
         if mode == "inpaint" and self.canvas.mask is not None:
             from engines.core import paths
 
-            body["mask"] = self.canvas.save_mask(paths.cache_dir() / f"mask-{body['request_id']}.png")
-        return body
+            request.mask = self.canvas.save_mask(paths.cache_dir() / f"mask-{request.request_id}.png")
+        return request
 
     def generate(self) -> str:
         if self.mode.currentText() == "inpaint" and not self.canvas.has_mask():
             self.status_changed.emit("Paint the area to repaint on the init image first (drag over it).")
             return ""
-        body = self.request_body()
-        job = Job("image", lambda c: c.stream_image(body), label="Generating image", request_id=body["request_id"])
+        request = self.request()
+        try:
+            request.validate()  # the host checks again; here a wrong setting is told before a job is queued
+        except RequestError as exc:
+            self.status_changed.emit(str(exc) + (f" {exc.hint}" if exc.hint else ""))
+            return ""
+        job = Job("image", lambda c: c.stream_image(request), label="Generating image", request_id=request.request_id)
         self._jobs[job.id] = "generate"
         self._queue.append(job.id)
         self._update_buttons()

@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (
 
 from engines.store.conversations import Message
 from engines.core.resources import resource
+from desktop.widgets.palette import CODE_BACKGROUND, EDGE
 
 ICONS = resource("desktop", "icons")
-CODE_BACKGROUND = QColor("#0e1013")
-INLINE_CODE_BACKGROUND = QColor("#262a31")
+CODE_BACKGROUND = QColor(CODE_BACKGROUND)
+INLINE_CODE_BACKGROUND = QColor(EDGE)
 
 
 class MarkdownView(QTextBrowser):

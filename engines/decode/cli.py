@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 def request_from_args(args):
     from engines.core.errors import RequestError
-    from engines.decode.request import DecodeRequest
+    from engines.core.requests.decode import DecodeRequest
 
     try:
         sweep = [float(s) for s in args.sweep.split(",") if s.strip()]

@@ -16,7 +16,7 @@ from engines.core.cancel import Cancelled, CancelToken
 from engines.core.events import Event, Progress, Result
 from engines.decode import metrics as M
 from engines.decode import simulate, stimuli
-from engines.decode.request import DecodeRequest
+from engines.core.requests.decode import DecodeRequest
 
 STAGES = ("stimuli", "features", "simulate", "fit", "decode", "reconstruct", "metrics")
 

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from engines.core.errors import RequestError
+from engines.core.requests.decode import MAX_VOXELS, MIN_VOXELS
 
-MIN_VOXELS, MAX_VOXELS = 256, 20000
 
 
 @dataclass

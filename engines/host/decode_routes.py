@@ -13,7 +13,7 @@ router = APIRouter(prefix="/hearth/decode")
 
 @router.post("/run")
 async def run(request: Request):
-    from engines.decode.request import DecodeRequest
+    from engines.core.requests.decode import DecodeRequest
 
     state = request.app.state.hearth
     job = DecodeRequest.from_dict(await read_json_body(request))  # validated

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from engines.core.errors import RequestError
 from engines.core.requests import check_value
 from engines.host.wire import event_stream_response, read_json_body
-from engines.image.request import ImageRequest, MemoryOptions
+from engines.core.requests.image import ImageRequest, MemoryOptions
 
 router = APIRouter(prefix="/hearth/image")
 

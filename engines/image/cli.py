@@ -5,11 +5,11 @@ import sys
 
 from engines.core.cancel import CancelToken
 from engines.core.events import Progress, Result
-from engines.image.request import ImageRequest, MemoryOptions, parse_lora_arg
+from engines.core.requests.image import ImageRequest, MemoryOptions, parse_lora_arg
 
 
 def add_arguments(parser) -> None:
-    from engines.image.request import SCHEDULERS
+    from engines.core.requests.image import SCHEDULERS
 
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--negative", default="", help="negative prompt")

@@ -22,7 +22,7 @@ from engines.core import paths
 from engines.core.cancel import CancelToken, Cancelled
 from engines.core.errors import HearthError, OutOfMemoryError, RequestError, UnsupportedModelError
 from engines.core.events import Event, Preview, Progress, Result
-from engines.image.request import MAX_SEED, ImageRequest, LoraSpec, MemoryOptions
+from engines.core.requests.image import MAX_SEED, ImageRequest, LoraSpec, MemoryOptions
 from engines.text.owner import ModelOwner
 
 

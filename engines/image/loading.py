@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engines.core import paths
 from engines.core.errors import HearthError, ModelFileError, OutOfMemoryError, UnsupportedModelError
-from engines.image.request import MemoryOptions
+from engines.core.requests.image import MemoryOptions
 from engines.models.image_models import SINGLE_FILE_CONFIGS, ImageModelEntry
 
 GB = 1_000_000_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 
 from engines.core.errors import RequestError
-from engines.image.request import SCHEDULERS
+from engines.core.requests.image import SCHEDULERS
 
 _TABLE: dict[str, tuple[str, dict]] = {
     "Euler": ("EulerDiscreteScheduler", {}),

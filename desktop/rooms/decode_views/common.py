@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from engines.core.resources import resource
 from desktop.widgets.panels import Card as _Card
 
-from desktop.widgets.palette import ACCENT, BAD, BASE, BLUE, GOOD, LINE, MUTED, TEXT  # noqa: F401  (for the views)
+from desktop.widgets.palette import ACCENT, BAD, BASE, BLUE, GOOD, LINE, MUTED, TEXT, themed  # noqa: F401  (for the views)
 from desktop.widgets.plots import pyqtgraph  # noqa: F401
 
 
@@ -72,27 +72,27 @@ class Card(_Card):
     OBJECT_NAME = "DecodeCard"
 
 
-STYLE = f"""
-#DecodeHeader {{ background: #1a1c21; border-bottom: 1px solid #23272e; }}
-#DecodeCard {{ background: #1c1f24; border: 1px solid #262a31; border-radius: 10px; }}
-#DecodeControls {{ background: #1a1c21; border-right: 1px solid #23272e; }}
-#FigureRows {{ background: #181a1f; }}
-QLabel#ColumnTitle {{ color: {MUTED}; font-size: 8.5pt; font-weight: 600; }}
-QLabel#Cell {{ background: #23272e; border-radius: 3px; }}
-QLabel#RowCaption {{ color: #aeb4be; font-size: 8.5pt; }}
-QLabel#RunError {{ color: #f3a3a0; background: #2d1c1e; border: 1px solid #5a2e33; border-radius: 6px; padding: 6px 8px; }}
-QLabel#StageText {{ color: {TEXT}; }}
-QTableWidget#MetricsTable {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; gridline-color: #23272e; }}
-QTableWidget#MetricsTable::item {{ padding: 2px 6px; }}
-QHeaderView::section {{ background: #1c1f24; color: {MUTED}; border: none; border-bottom: 1px solid #2e333b; padding: 4px 6px; }}
-QTableCornerButton::section {{ background: #1c1f24; border: none; }}
-QTabWidget#DecodeTabs::pane {{ border: none; }}
-QTabWidget#DecodeTabs QTabBar::tab {{ background: transparent; color: {MUTED}; padding: 6px 14px; margin: 0 2px;
-    border: none; border-bottom: 2px solid transparent; }}
-QTabWidget#DecodeTabs QTabBar::tab:hover {{ color: {TEXT}; }}
-QTabWidget#DecodeTabs QTabBar::tab:selected {{ color: #f5a672; border-bottom: 2px solid {ACCENT}; }}
-QProgressBar#DecodeProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
-QProgressBar#DecodeProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
-QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
-QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; image: url(@CHECK@); }}
-""".replace("@CHECK@", resource("desktop", "icons", "check.svg").as_posix())
+STYLE = themed("""
+#DecodeHeader { background: @HEADER@; border-bottom: 1px solid @FIELD@; }
+#DecodeCard { background: @PANEL@; border: 1px solid @EDGE@; border-radius: 10px; }
+#DecodeControls { background: @HEADER@; border-right: 1px solid @FIELD@; }
+#FigureRows { background: @PLOT_BACKGROUND@; }
+QLabel#ColumnTitle { color: @MUTED@; font-size: 8.5pt; font-weight: 600; }
+QLabel#Cell { background: @FIELD@; border-radius: 3px; }
+QLabel#RowCaption { color: @SOFT_TEXT@; font-size: 8.5pt; }
+QLabel#RunError { color: @ERROR_TEXT@; background: @ERROR_WASH@; border: 1px solid @ERROR_EDGE@; border-radius: 6px; padding: 6px 8px; }
+QLabel#StageText { color: @TEXT@; }
+QTableWidget#MetricsTable { background: @PLOT_BACKGROUND@; border: 1px solid @EDGE@; border-radius: 8px; gridline-color: @FIELD@; }
+QTableWidget#MetricsTable::item { padding: 2px 6px; }
+QHeaderView::section { background: @PANEL@; color: @MUTED@; border: none; border-bottom: 1px solid @LINE@; padding: 4px 6px; }
+QTableCornerButton::section { background: @PANEL@; border: none; }
+QTabWidget#DecodeTabs::pane { border: none; }
+QTabWidget#DecodeTabs QTabBar::tab { background: transparent; color: @MUTED@; padding: 6px 14px; margin: 0 2px;
+    border: none; border-bottom: 2px solid transparent; }
+QTabWidget#DecodeTabs QTabBar::tab:hover { color: @TEXT@; }
+QTabWidget#DecodeTabs QTabBar::tab:selected { color: @ACCENT_LIGHT@; border-bottom: 2px solid @ACCENT@; }
+QProgressBar#DecodeProgress { background: @FIELD@; border: none; border-radius: 3px; max-height: 6px; }
+QProgressBar#DecodeProgress::chunk { background: @ACCENT@; border-radius: 3px; }
+QCheckBox::indicator { width: 14px; height: 14px; border-radius: 4px; border: 1px solid @CHECK_EDGE@; background: @FIELD@; }
+QCheckBox::indicator:checked { background: @ACCENT@; border-color: @ACCENT@; image: url(@CHECK@); }
+""").replace("@CHECK@", resource("desktop", "icons", "check.svg").as_posix())

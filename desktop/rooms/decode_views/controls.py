@@ -1,5 +1,5 @@
 """The Decode room's settings: where the stimuli come from, the simulated brain, the decoder, the reconstruction
-and the SNR sweep. ``request_body()`` turns them into the engine host's decode request."""
+and the SNR sweep. ``request()`` turns them into the engine host's decode request."""
 from __future__ import annotations
 
 import re
@@ -10,13 +10,15 @@ from PySide6.QtWidgets import (
     QSpinBox, QVBoxLayout, QWidget,
 )
 
+from engines.core.errors import RequestError
+from engines.core.requests import decode as decode_request
+from engines.core.requests.decode import MAX_VOXELS, MIN_VOXELS, DecodeRequest
 from desktop.rooms.decode_views.common import Card
 from desktop.widgets.panels import muted
 
-# Mirrors engines.decode.request / engines.decode.simulate (the GUI process does not import engines.decode's models).
-SOURCES = (("Procedural shapes", "procedural"), ("Sample photos", "photos"), ("Image folder…", "folder"),
-           ("Data file…", "data"))
-MIN_VOXELS, MAX_VOXELS = 256, 20000
+SOURCE_NAMES = {"procedural": "Procedural shapes", "photos": "Sample photos", "folder": "Image folder…",
+                "data": "Data file…"}
+SOURCES = tuple((SOURCE_NAMES[source], source) for source in decode_request.SOURCES)
 DEFAULT_SWEEP = "0.002, 0.01, 0.05, 0.2, 1"
 SOURCE_NOTES = {
     "procedural": "Coloured shapes from the bundled image model's vocabulary, so every label is known.",
@@ -171,18 +173,23 @@ class DecodeControls(QWidget):
             self.path.setText(path)
 
     # -- the request -----------------------------------------------------
-    def request_body(self) -> dict:
-        """The decode request; raises RequestProblem for what can be told here (the host checks the rest)."""
+    def request(self) -> DecodeRequest:
+        """The decode request, validated; raises RequestProblem naming what to change (the host checks again)."""
         source = self.current_source()
         path = self.path.text().strip()
         if source in ("folder", "data") and not path:
             what = "a folder of images" if source == "folder" else "a data file or folder"
             raise RequestProblem(f"Choose {what} first (Browse…).")
         simulated = source != "data"
-        return {
-            "request_id": uuid.uuid4().hex, "source": source, "path": path if source in ("folder", "data") else "",
-            "snr": self.snr.value(), "voxels": self.voxels.value(), "train": self.train.value(), "test": self.test.value(),
-            "repeats": self.repeats.value(), "seed": self.seed.value(), "samples": self.samples.value(),
-            "steps": self.steps.value(), "reconstruct": self.reconstruct.isChecked(),
-            "sweep": parse_sweep(self.sweep.text()) if simulated else [],
-        }
+        request = DecodeRequest(
+            request_id=uuid.uuid4().hex, source=source, path=path if source in ("folder", "data") else "",
+            snr=self.snr.value(), voxels=self.voxels.value(), train=self.train.value(), test=self.test.value(),
+            repeats=self.repeats.value(), seed=self.seed.value(), samples=self.samples.value(),
+            steps=self.steps.value(), reconstruct=self.reconstruct.isChecked(),
+            sweep=parse_sweep(self.sweep.text()) if simulated else [],
+        )
+        try:
+            request.validate()
+        except RequestError as exc:
+            raise RequestProblem(str(exc) + (f" {exc.hint}" if exc.hint else "")) from exc
+        return request

@@ -10,8 +10,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QV
 
 from desktop.rooms.decode_views.common import ACCENT, BLUE, LINE, METRIC, METRICS, MUTED, chance_level, pyqtgraph
 from desktop.widgets.panels import muted
+from desktop.widgets.palette import WARN
 
-RUN = "#e7c04f"
+RUN = WARN
 EMPTY = "No sweep yet. Give SNRs in the sweep field: the decoder is refitted at each (simulated fMRI only)."
 
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from desktop.rooms.explore_views.common import ACCENT, MUTED, Card, ExploreView, ScoreBars, muted
 from desktop.widgets.panels import eliding
+from desktop.widgets.palette import BASE, QUIET_TEXT
 
 # The same dark-to-bright ramp as the CLI's PNG (engines/text/explore_attention.RAMP).
 RAMP = ((0.0, (16, 17, 24)), (0.25, (72, 31, 110)), (0.5, (180, 54, 121)), (0.75, (246, 128, 76)), (1.0, (252, 236, 170)))
@@ -97,7 +98,7 @@ class Heatmap(QWidget):
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor("#15171b"))
+        painter.fillRect(self.rect(), QColor(BASE))
         if self.matrix is None:
             painter.setPen(QColor(MUTED))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Type a short text and press “Show attention”.")
@@ -120,7 +121,7 @@ class Heatmap(QWidget):
         for k, token in enumerate(self.tokens):
             label = label_of(token)
             chosen = k == self.selected
-            painter.setPen(QColor(ACCENT if chosen else "#c9cdd4"))
+            painter.setPen(QColor(ACCENT if chosen else QUIET_TEXT))
             painter.drawText(QRectF(0, top + k * cell, left - 8, cell), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
             painter.save()
             painter.translate(left + k * cell + cell / 2 + metrics.ascent() / 2 - 2, top - 6)

@@ -17,11 +17,10 @@ from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted as _muted
 from desktop.widgets.panels import section  # noqa: F401  (re-exported for the views)
 
-from desktop.widgets.palette import ACCENT, BASE, LINE, MUTED, PANEL, TEXT  # noqa: F401  (for the views)
+from desktop.widgets.palette import ACCENT, ACCENT_DIM, BASE, EDGE, LINE, MUTED, PANEL, TEXT, TOKEN_COLOURS, themed  # noqa: F401  (for the views)
 from desktop.widgets.plots import pyqtgraph  # noqa: F401  (for the views)
 
 # Token colours: distinct hues, dark enough for light text on the dark theme.
-TOKEN_COLOURS = ("#5b3a29", "#2f4a3a", "#2d3f5c", "#533455", "#4d4a26", "#26484d", "#5a2f36", "#3b3a5e")
 SPECIAL_COLOUR = ACCENT
 
 
@@ -143,9 +142,9 @@ class ScoreBars(QWidget):
             painter.drawText(QRectF(0, y, label_w - 8, self.ROW), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                              metrics.elidedText(text, Qt.TextElideMode.ElideRight, label_w - 8))
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor("#262a31"))
+            painter.setBrush(QColor(EDGE))
             painter.drawRoundedRect(QRectF(label_w, y + 7, bar_w, self.ROW - 14), 4, 4)
-            fill = QColor(ACCENT if (i == 0 and self.ranked) or i == self.highlight else "#c0703f")
+            fill = QColor(ACCENT if (i == 0 and self.ranked) or i == self.highlight else ACCENT_DIM)
             fill.setAlpha(230 if (i == 0 and self.ranked) or i == self.highlight else 150)
             painter.setBrush(fill)
             painter.drawRoundedRect(QRectF(label_w, y + 7, max(3.0, bar_w * max(0.0, value) / peak), self.ROW - 14), 4, 4)
@@ -168,34 +167,34 @@ def style_plot(plot, left: str = "", bottom: str = "") -> None:
     plot.setMenuEnabled(False)
 
 
-STYLE = f"""
-#ExploreHeader {{ background: #1a1c21; border-bottom: 1px solid #23272e; }}
-#ExploreCard {{ background: {PANEL}; border: 1px solid #262a31; border-radius: 10px; }}
-QTabWidget#ExploreTabs::pane {{ border: none; background: {BASE}; }}
-QTabBar#ExploreTabBar {{ background: transparent; }}
-QTabBar#ExploreTabBar::tab {{ background: transparent; color: {MUTED}; padding: 8px 16px; margin: 0 2px;
-    border: none; border-bottom: 2px solid transparent; font-size: 10.5pt; }}
-QTabBar#ExploreTabBar::tab:hover {{ color: {TEXT}; }}
-QTabBar#ExploreTabBar::tab:selected {{ color: #f5a672; border-bottom: 2px solid {ACCENT}; }}
-QTextBrowser#TokenSpans {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; padding: 6px; }}
-QLabel#BigNumber {{ font-size: 18pt; font-weight: 600; color: {TEXT}; }}
-QLabel#BigNumberCaption {{ color: {MUTED}; font-size: 8.5pt; }}
-QLabel#Note {{ color: #e7c04f; }}
-QLabel#Good {{ color: #7fd49a; font-weight: 600; }}
-QLabel#Bad {{ color: #f06b5f; font-weight: 600; }}
-QTableWidget {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; gridline-color: #23272e; }}
-QHeaderView::section {{ background: #1c1f24; color: {MUTED}; border: none; border-bottom: 1px solid #2e333b; padding: 5px 8px; }}
-QTableWidget::item {{ padding: 3px 6px; }}
-QTableWidget::item:selected {{ background: #3a2c20; color: #f5a672; }}
-QTableCornerButton::section {{ background: #1c1f24; border: none; }}
-QPlainTextEdit#Code {{ background: #111317; border: 1px solid #262a31; border-radius: 8px; }}
-QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
-QCheckBox::indicator:hover {{ border-color: {ACCENT}; }}
-QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; image: url(@CHECK@); }}
-QSlider::groove:horizontal {{ height: 4px; background: #2e333b; border-radius: 2px; }}
-QSlider::sub-page:horizontal {{ background: #9a5a33; border-radius: 2px; }}
-QSlider::handle:horizontal {{ background: {ACCENT}; width: 14px; height: 14px; margin: -5px 0; border-radius: 7px; }}
-QProgressBar#JobProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
-QProgressBar#JobProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
-QTextBrowser#PagePreview {{ background: #ffffff; color: #111111; border: 1px solid #262a31; border-radius: 8px; }}
-""".replace("@CHECK@", resource("desktop", "icons", "check.svg").as_posix())
+STYLE = themed("""
+#ExploreHeader { background: @HEADER@; border-bottom: 1px solid @FIELD@; }
+#ExploreCard { background: @PANEL@; border: 1px solid @EDGE@; border-radius: 10px; }
+QTabWidget#ExploreTabs::pane { border: none; background: @BASE@; }
+QTabBar#ExploreTabBar { background: transparent; }
+QTabBar#ExploreTabBar::tab { background: transparent; color: @MUTED@; padding: 8px 16px; margin: 0 2px;
+    border: none; border-bottom: 2px solid transparent; font-size: 10.5pt; }
+QTabBar#ExploreTabBar::tab:hover { color: @TEXT@; }
+QTabBar#ExploreTabBar::tab:selected { color: @ACCENT_LIGHT@; border-bottom: 2px solid @ACCENT@; }
+QTextBrowser#TokenSpans { background: @PLOT_BACKGROUND@; border: 1px solid @EDGE@; border-radius: 8px; padding: 6px; }
+QLabel#BigNumber { font-size: 18pt; font-weight: 600; color: @TEXT@; }
+QLabel#BigNumberCaption { color: @MUTED@; font-size: 8.5pt; }
+QLabel#Note { color: @WARN@; }
+QLabel#Good { color: @GOOD@; font-weight: 600; }
+QLabel#Bad { color: @BAD@; font-weight: 600; }
+QTableWidget { background: @PLOT_BACKGROUND@; border: 1px solid @EDGE@; border-radius: 8px; gridline-color: @FIELD@; }
+QHeaderView::section { background: @PANEL@; color: @MUTED@; border: none; border-bottom: 1px solid @LINE@; padding: 5px 8px; }
+QTableWidget::item { padding: 3px 6px; }
+QTableWidget::item:selected { background: @ACCENT_SELECTED@; color: @ACCENT_LIGHT@; }
+QTableCornerButton::section { background: @PANEL@; border: none; }
+QPlainTextEdit#Code { background: @CODE_PANEL@; border: 1px solid @EDGE@; border-radius: 8px; }
+QCheckBox::indicator { width: 14px; height: 14px; border-radius: 4px; border: 1px solid @CHECK_EDGE@; background: @FIELD@; }
+QCheckBox::indicator:hover { border-color: @ACCENT@; }
+QCheckBox::indicator:checked { background: @ACCENT@; border-color: @ACCENT@; image: url(@CHECK@); }
+QSlider::groove:horizontal { height: 4px; background: @LINE@; border-radius: 2px; }
+QSlider::sub-page:horizontal { background: @ACCENT_DEEP@; border-radius: 2px; }
+QSlider::handle:horizontal { background: @ACCENT@; width: 14px; height: 14px; margin: -5px 0; border-radius: 7px; }
+QProgressBar#JobProgress { background: @FIELD@; border: none; border-radius: 3px; max-height: 6px; }
+QProgressBar#JobProgress::chunk { background: @ACCENT@; border-radius: 3px; }
+QTextBrowser#PagePreview { background: @WHITE@; color: @PAGE_TEXT@; border: 1px solid @EDGE@; border-radius: 8px; }
+""").replace("@CHECK@", resource("desktop", "icons", "check.svg").as_posix())

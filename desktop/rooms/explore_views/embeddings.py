@@ -14,8 +14,9 @@ from PySide6.QtWidgets import (
 from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, ScoreBars, muted, pyqtgraph, style_plot
 from desktop.widgets.panels import side_scroll
+from desktop.widgets.palette import MUTED, QUIET_TEXT, SERIES_BLUE
 
-FROM_COLOUR = "#7aa2f7"
+FROM_COLOUR = SERIES_BLUE
 TO_COLOUR = ACCENT
 ANALOGIES = (
     ("man", "king", "woman"),
@@ -265,15 +266,15 @@ class EmbeddingsView(ExploreView):
                 item.addItem(pg.ArrowItem(pos=(q["x"], q["y"]), angle=angle, headLen=13, tipAngle=32,
                                           pen=None, brush=pg.mkBrush(240, 138, 75, 200)))
         for i, p in enumerate(points):
-            colour = FROM_COLOUR if i in starts else TO_COLOUR if i in ends else "#c9cdd4"
+            colour = FROM_COLOUR if i in starts else TO_COLOUR if i in ends else QUIET_TEXT
             brush = pg.mkBrush(colour) if not p["multi_token"] else pg.mkBrush(None)
             item.addItem(pg.ScatterPlotItem([p["x"]], [p["y"]], size=9, brush=brush, pen=pg.mkPen(colour, width=1.5)))
             label = pg.TextItem(p["word"] + (" *" if p["multi_token"] else ""), color=colour, anchor=(0.5, 1.3))
             label.setPos(p["x"], p["y"])
             item.addItem(label)
         ev = data.get("explained_variance", [0, 0])
-        item.setLabel("bottom", f"PC1 · {ev[0] * 100:.0f}% of the variance", color="#8d94a0")
-        item.setLabel("left", f"PC2 · {ev[1] * 100:.0f}%", color="#8d94a0")
+        item.setLabel("bottom", f"PC1 · {ev[0] * 100:.0f}% of the variance", color=MUTED)
+        item.setLabel("left", f"PC2 · {ev[1] * 100:.0f}%", color=MUTED)
         item.autoRange(padding=0.12)
         note = split_note(points)
         self._set_note(self.plot_note, note.replace("Split into", "* Split into") if note else "")

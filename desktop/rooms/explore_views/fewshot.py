@@ -16,6 +16,7 @@ from engines.core.events import Metric, Progress, Result, Token
 from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, mono_font, muted, pyqtgraph, style_plot
 from desktop.widgets.panels import side_scroll
+from desktop.widgets.palette import BAD, BASE, GOOD, TEXT
 
 DEFAULT_KS = (0, 1, 2, 4, 8)
 
@@ -259,8 +260,8 @@ class FewShotView(ExploreView):
         said = self.answer.strip().split("\n", 1)[0].strip() or "(nothing)"
         if expected:
             ok = normalise(self.answer) == normalise(expected)
-            mark = f"<span style='color:#7fd49a'>✓ right</span>" if ok else \
-                f"<span style='color:#f06b5f'>✗ expected {_escape(expected)}</span>"
+            mark = f"<span style=f'color:{GOOD}'>✓ right</span>" if ok else \
+                f"<span style=f'color:{BAD}'>✗ expected {_escape(expected)}</span>"
             self.reply.setText(f"Model: <b>{_escape(said)}</b> &nbsp; {mark}")
         else:
             self.reply.setText(f"Model: <b>{_escape(said)}</b>")
@@ -316,10 +317,10 @@ class FewShotView(ExploreView):
         ks = sorted(self.accuracy)
         ys = [self.accuracy[k] for k in ks]
         item.addItem(pg.PlotCurveItem(ks, ys, pen=pg.mkPen(ACCENT, width=2.5)))
-        item.addItem(pg.ScatterPlotItem(ks, ys, size=10, brush=pg.mkBrush(ACCENT), pen=pg.mkPen("#15171b", width=1.5)))
+        item.addItem(pg.ScatterPlotItem(ks, ys, size=10, brush=pg.mkBrush(ACCENT), pen=pg.mkPen(BASE, width=1.5)))
         for k, y in zip(ks, ys):
             # Above the point, or below it near the top so it stays inside the plot.
-            label = pg.TextItem(f"{y * 100:.0f}%", color="#e4e6eb", anchor=(0.5, -0.4) if y > 0.85 else (0.5, 1.4))
+            label = pg.TextItem(f"{y * 100:.0f}%", color=TEXT, anchor=(0.5, -0.4) if y > 0.85 else (0.5, 1.4))
             label.setPos(k, y)
             item.addItem(label)
 
@@ -331,7 +332,7 @@ class FewShotView(ExploreView):
             for c, v in enumerate(values):
                 item = QTableWidgetItem(v)
                 if c == 3:
-                    item.setForeground(QColor("#7fd49a" if s["correct"] else "#f06b5f"))
+                    item.setForeground(QColor(GOOD if s["correct"] else BAD))
                 self.sample_table.setItem(r, c, item)
 
     def shutdown(self) -> None:

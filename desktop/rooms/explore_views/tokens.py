@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 
 from desktop.rooms.explore_views.common import TOKEN_COLOURS, Card, ExploreView, mono_font, muted
 from desktop.widgets.panels import eliding
+from desktop.widgets.palette import ACCENT_LIGHT, ACCENT_TOKEN, TOKEN_ID, TOKEN_TEXT
 
 SAMPLES = {
     "A sentence": "Hearth runs language models on your own computer. A tokenizer cuts text into pieces before the model reads it.",
@@ -33,10 +34,10 @@ def spans_html(tokens: list[dict], show_ids: bool) -> str:
         if not text:
             shown = "∅"
         if t.get("special"):
-            style = "background-color:#3a2616; color:#f5a672; font-weight:600;"
+            style = f"background-color:{ACCENT_TOKEN}; color:{ACCENT_LIGHT}; font-weight:600;"
         else:
-            style = f"background-color:{TOKEN_COLOURS[i % len(TOKEN_COLOURS)]}; color:#f1f2f4;"
-        ids = f"<sub style='color:#aab1bc; font-size:7pt;'>{t['id']}</sub>" if show_ids else ""
+            style = f"background-color:{TOKEN_COLOURS[i % len(TOKEN_COLOURS)]}; color:{TOKEN_TEXT};"
+        ids = f"<sub style=f'color:{TOKEN_ID}; font-size:7pt;'>{t['id']}</sub>" if show_ids else ""
         parts.append(f"<span style='{style}'>{shown}{ids}</span>")
     return ("<div style='font-family:\"DejaVu Sans Mono\",monospace; font-size:11pt; line-height:160%;'>"
             + "".join(parts) + "</div>")

@@ -18,8 +18,9 @@ from engines.store.usage import (
     totals,
 )
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, muted, pyqtgraph, style_plot
+from desktop.widgets.palette import BAD, QUIET_TEXT, SERIES_BLUE
 
-IN_COLOUR = "#7aa2f7"
+IN_COLOUR = SERIES_BLUE
 PRICE_COLUMNS = ("API", "$ / M input", "$ / M output", "Your tokens would cost", "One email", "1,000 emails")
 CHART_DAYS = 14
 
@@ -87,7 +88,7 @@ class UsageView(ExploreView):
         style_plot(self.chart, left="tokens")
         self.chart.setMouseEnabled(x=False, y=False)
         self.chart.setMinimumHeight(170)
-        self.chart.getPlotItem().addLegend(offset=(10, 8), labelTextColor="#c9cdd4")
+        self.chart.getPlotItem().addLegend(offset=(10, 8), labelTextColor=QUIET_TEXT)
         chart_card.body.addWidget(self.chart, 1)
 
         middle = QSplitter(Qt.Orientation.Horizontal)
@@ -197,7 +198,7 @@ class UsageView(ExploreView):
             item = QTableWidgetItem(text)
             if c >= 3:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-                item.setForeground(QColor(ACCENT if c == 3 else "#c9cdd4"))
+                item.setForeground(QColor(ACCENT if c == 3 else QUIET_TEXT))
             if c >= 1:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.prices_table.setItem(r, c, item)
@@ -212,7 +213,7 @@ class UsageView(ExploreView):
                                      "output_per_million": cells[2].replace("$", "").strip()})
         except RequestError as exc:
             self.price_note.setText(str(exc))
-            item.setForeground(QColor("#f06b5f"))
+            item.setForeground(QColor(BAD))
             return
         self.prices[r] = price
         save_prices(self.context.settings, self.prices)

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QWidget
 from desktop.job_router import JobRouter
 from desktop.jobs import JobRunner
 from desktop.widgets.background import FileWorker  # noqa: F401  (re-exported for the views)
-from desktop.widgets.palette import ACCENT, BLUE, GOOD, LINE, MUTED, TEXT, VIOLET  # noqa: F401  (for the views)
+from desktop.widgets.palette import ACCENT, BLUE, GOOD, LINE, MUTED, TEXT, VIOLET, themed  # noqa: F401  (for the views)
 from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted, section  # noqa: F401  (re-exported for the views)
 from desktop.widgets.plots import pyqtgraph  # noqa: F401  (re-exported for the views)
@@ -60,50 +60,50 @@ def human_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-STYLE = f"""
-#TuneHeader {{ background: #1a1c21; border-bottom: 1px solid #23272e; }}
-#TuneCard {{ background: #1c1f24; border: 1px solid #262a31; border-radius: 10px; }}
-QTabBar#TuneTabBar {{ background: transparent; }}
-QTabBar#TuneTabBar::tab {{ background: transparent; color: {MUTED}; padding: 8px 16px; margin: 0 2px;
-    border: none; border-bottom: 2px solid transparent; font-size: 10.5pt; }}
-QTabBar#TuneTabBar::tab:hover {{ color: {TEXT}; }}
-QTabBar#TuneTabBar::tab:selected {{ color: #f5a672; border-bottom: 2px solid {ACCENT}; }}
-#PromptBox {{ background: #1f232a; border: 1px solid #2a2f37; border-radius: 10px; }}
-#ReplyCard {{ background: #1a1d22; border: 1px solid #2a2f37; border-radius: 10px; }}
-#ReplyCard[flash="true"] {{ border: 1px solid {ACCENT}; background: #241c16; }}
-QLabel#ReplyTag {{ color: {ACCENT}; font-weight: 700; font-size: 11pt; }}
-QLabel#KeyCap {{ background: #2a2e36; border: 1px solid #3a404a; border-bottom: 2px solid #3a404a; border-radius: 4px;
-    padding: 0 6px; color: {TEXT}; font-family: "DejaVu Sans Mono"; font-size: 9pt; }}
-QTextBrowser#ReplyText, QTextBrowser#PromptText {{ background: transparent; border: none; font-size: 10.5pt; }}
-QLabel#BigNumber {{ font-size: 17pt; font-weight: 600; color: {TEXT}; }}
-QLabel#BigNumberCaption {{ color: {MUTED}; font-size: 8.5pt; }}
-QLabel#Good {{ color: {GOOD}; }}
-QLabel#Bad {{ color: #f06b5f; }}
-QLabel#Estimate[fits="false"] {{ color: #f06b5f; }}
-QLabel#RunStatus[state="running"] {{ color: #e7c04f; }}
-QLabel#RunStatus[state="completed"] {{ color: {GOOD}; }}
-QLabel#RunStatus[state="failed"] {{ color: #f06b5f; }}
-QLabel#RunStatus[state="cancelled"] {{ color: #e7a04f; }}
-QPushButton#Method {{ padding: 6px 12px; border-radius: 6px; }}
-QPushButton#Method:checked {{ background: #2a2018; border-color: {ACCENT}; color: #f5a672; font-weight: 600; }}
-QPushButton#Choice {{ padding: 7px 14px; font-weight: 600; }}
-QPushButton#Choice:hover {{ border-color: {ACCENT}; }}
-QListWidget#RankList {{ background: #181a1f; border: 1px solid #262a31; border-radius: 10px; padding: 4px; }}
-QListWidget#RankList::item {{ border-radius: 8px; margin: 3px 2px; }}
-QListWidget#PromptList, QTableWidget#RunTable {{ background: #181a1f; border: 1px solid #262a31; border-radius: 8px; }}
-QListWidget#PromptList::item {{ padding: 5px 8px; border-radius: 5px; color: #c9cdd4; }}
-QListWidget#PromptList::item:selected {{ background: #2d3139; color: #ffffff; }}
-QTableWidget#RunTable {{ gridline-color: #23272e; }}
-QTableWidget#RunTable::item {{ padding: 3px 6px; }}
-QTableWidget#RunTable::item:selected {{ background: #3a2c20; color: #f5a672; }}
-QHeaderView::section {{ background: #1c1f24; color: {MUTED}; border: none; border-bottom: 1px solid #2e333b; padding: 5px 8px; }}
-QTableCornerButton::section {{ background: #1c1f24; border: none; }}
-QPlainTextEdit#RunLog {{ background: #111317; border: 1px solid #262a31; border-radius: 8px; font-family: "DejaVu Sans Mono";
-    font-size: 8.5pt; color: #aeb4be; }}
-QProgressBar#TuneProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
-QProgressBar#TuneProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
-QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
-QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
-"""
+STYLE = themed("""
+#TuneHeader { background: @HEADER@; border-bottom: 1px solid @FIELD@; }
+#TuneCard { background: @PANEL@; border: 1px solid @EDGE@; border-radius: 10px; }
+QTabBar#TuneTabBar { background: transparent; }
+QTabBar#TuneTabBar::tab { background: transparent; color: @MUTED@; padding: 8px 16px; margin: 0 2px;
+    border: none; border-bottom: 2px solid transparent; font-size: 10.5pt; }
+QTabBar#TuneTabBar::tab:hover { color: @TEXT@; }
+QTabBar#TuneTabBar::tab:selected { color: @ACCENT_LIGHT@; border-bottom: 2px solid @ACCENT@; }
+#PromptBox { background: @CARD@; border: 1px solid @CARD_EDGE@; border-radius: 10px; }
+#ReplyCard { background: @REPLY_CARD@; border: 1px solid @CARD_EDGE@; border-radius: 10px; }
+#ReplyCard[flash="true"] { border: 1px solid @ACCENT@; background: @ACCENT_FLASH@; }
+QLabel#ReplyTag { color: @ACCENT@; font-weight: 700; font-size: 11pt; }
+QLabel#KeyCap { background: @BUTTON@; border: 1px solid @EDGE_STRONG@; border-bottom: 2px solid @EDGE_STRONG@; border-radius: 4px;
+    padding: 0 6px; color: @TEXT@; font-family: "DejaVu Sans Mono"; font-size: 9pt; }
+QTextBrowser#ReplyText, QTextBrowser#PromptText { background: transparent; border: none; font-size: 10.5pt; }
+QLabel#BigNumber { font-size: 17pt; font-weight: 600; color: @TEXT@; }
+QLabel#BigNumberCaption { color: @MUTED@; font-size: 8.5pt; }
+QLabel#Good { color: @GOOD@; }
+QLabel#Bad { color: @BAD@; }
+QLabel#Estimate[fits="false"] { color: @BAD@; }
+QLabel#RunStatus[state="running"] { color: @WARN@; }
+QLabel#RunStatus[state="completed"] { color: @GOOD@; }
+QLabel#RunStatus[state="failed"] { color: @BAD@; }
+QLabel#RunStatus[state="cancelled"] { color: @CAUTION@; }
+QPushButton#Method { padding: 6px 12px; border-radius: 6px; }
+QPushButton#Method:checked { background: @ACCENT_WASH@; border-color: @ACCENT@; color: @ACCENT_LIGHT@; font-weight: 600; }
+QPushButton#Choice { padding: 7px 14px; font-weight: 600; }
+QPushButton#Choice:hover { border-color: @ACCENT@; }
+QListWidget#RankList { background: @PLOT_BACKGROUND@; border: 1px solid @EDGE@; border-radius: 10px; padding: 4px; }
+QListWidget#RankList::item { border-radius: 8px; margin: 3px 2px; }
+QListWidget#PromptList, QTableWidget#RunTable { background: @PLOT_BACKGROUND@; border: 1px solid @EDGE@; border-radius: 8px; }
+QListWidget#PromptList::item { padding: 5px 8px; border-radius: 5px; color: @QUIET_TEXT@; }
+QListWidget#PromptList::item:selected { background: @SELECTED@; color: @WHITE@; }
+QTableWidget#RunTable { gridline-color: @FIELD@; }
+QTableWidget#RunTable::item { padding: 3px 6px; }
+QTableWidget#RunTable::item:selected { background: @ACCENT_SELECTED@; color: @ACCENT_LIGHT@; }
+QHeaderView::section { background: @PANEL@; color: @MUTED@; border: none; border-bottom: 1px solid @LINE@; padding: 5px 8px; }
+QTableCornerButton::section { background: @PANEL@; border: none; }
+QPlainTextEdit#RunLog { background: @CODE_PANEL@; border: 1px solid @EDGE@; border-radius: 8px; font-family: "DejaVu Sans Mono";
+    font-size: 8.5pt; color: @SOFT_TEXT@; }
+QProgressBar#TuneProgress { background: @FIELD@; border: none; border-radius: 3px; max-height: 6px; }
+QProgressBar#TuneProgress::chunk { background: @ACCENT@; border-radius: 3px; }
+QCheckBox::indicator { width: 14px; height: 14px; border-radius: 4px; border: 1px solid @CHECK_EDGE@; background: @FIELD@; }
+QCheckBox::indicator:checked { background: @ACCENT@; border-color: @ACCENT@; }
+""")
 
 

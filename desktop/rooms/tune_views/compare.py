@@ -27,6 +27,7 @@ from desktop.rooms.tune_views.label import SYSTEM_PROMPT
 from desktop.rooms.tune_views.pairs import PairView, ReplyCard, as_markdown
 from desktop.widgets.panels import eliding, scrolling, side_scroll
 from engines.store.runs import RunInfo, list_runs
+from desktop.widgets.palette import MUTED
 
 COMPARE_SOURCE = "compare:"  # + the run folder
 STARTER = "starter"
@@ -459,7 +460,7 @@ class CompareView(QWidget):
         rows = []
         for name, row in list(self.store.elo().items())[:8]:
             rows.append(f"<tr><td>{system_name(name)}</td><td align='right'>&nbsp;&nbsp;<b>{row['rating']:.0f}</b></td>"
-                        f"<td align='right' style='color:#8d94a0'>&nbsp;&nbsp;{row['games']} games</td></tr>")
+                        f"<td align='right' style=f'color:{MUTED}'>&nbsp;&nbsp;{row['games']} games</td></tr>")
         self.elo_label.setText("<table>" + "".join(rows) + "</table>" if rows else
                                "Ratings appear once replies of two models are judged.")
 

@@ -10,13 +10,14 @@ import math
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from desktop.rooms.tune_views.common import ACCENT, BLUE, GOOD, LINE, MUTED, VIOLET, pyqtgraph
+from desktop.widgets.palette import WARN
 
 # panel title -> [(event field, legend, colour)]
 PANELS: dict[str, list[tuple[str, str, str]]] = {
     "Loss": [("loss", "loss", ACCENT)],
     "Learning rate": [("learning_rate", "learning rate", BLUE)],
     "Reward accuracy / margin": [("reward_accuracy", "accuracy", GOOD), ("reward_margin", "margin", VIOLET)],
-    "KL / reward": [("kl", "KL", "#e7c04f"), ("reward", "reward", GOOD)],
+    "KL / reward": [("kl", "KL", WARN), ("reward", "reward", GOOD)],
 }
 
 

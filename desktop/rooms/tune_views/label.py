@@ -24,6 +24,7 @@ from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, syst
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
 from desktop.rooms.tune_views.ranking import RankView
 from desktop.widgets.panels import scrolling, side_scroll
+from desktop.widgets.palette import MUTED
 
 SYSTEM_PROMPT = "You are a helpful assistant."  # what training jobs add to plain-text prompts, too
 
@@ -411,7 +412,7 @@ class LabelView(QWidget):
         rows = []
         for name, row in list(self.store.elo().items())[:6]:
             rows.append(f"<tr><td>{system_name(name)}</td><td align='right'>&nbsp;&nbsp;<b>{row['rating']:.0f}</b></td>"
-                        f"<td align='right' style='color:#8d94a0'>&nbsp;&nbsp;{row['games']} games</td></tr>")
+                        f"<td align='right' style=f'color:{MUTED}'>&nbsp;&nbsp;{row['games']} games</td></tr>")
         self.elo_label.setText("<table>" + "".join(rows) + "</table>" if rows else
                                "Ratings appear once replies of two different models (e.g. base and tuned) are compared.")
 

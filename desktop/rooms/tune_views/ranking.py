@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 from engines.store.labels import LabelStore, Prompt
 from desktop.rooms.tune_views.common import ACCENT, MUTED, TEXT, muted
 from desktop.rooms.tune_views.pairs import as_markdown, prompt_box
+from desktop.widgets.palette import ACCENT_WASH, CARD, EDGE_STRONG, LINE, ON_ACCENT
 
 CANDIDATE = Qt.ItemDataRole.UserRole
 TIED = Qt.ItemDataRole.UserRole + 1  # ties with the item above
@@ -61,16 +62,16 @@ class RankDelegate(QStyledItemDelegate):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(option.rect.adjusted(2, 2, -2, -2))
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        painter.setPen(QPen(QColor(ACCENT if selected else "#2e333b"), 1))
-        painter.setBrush(QColor("#2a2018" if selected else "#1f232a"))
+        painter.setPen(QPen(QColor(ACCENT if selected else LINE), 1))
+        painter.setBrush(QColor(ACCENT_WASH if selected else CARD))
         painter.drawRoundedRect(rect, 8, 8)
         rank = self._ranks(view)[index.row()] if view is not None else index.row() + 1
         tied = bool(index.data(TIED)) and index.row() > 0
         badge = QRectF(option.rect.left() + self.PAD + 2, option.rect.top() + self.PAD + 2, self.BADGE, self.BADGE)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(ACCENT if rank == 1 else "#3a404a"))
+        painter.setBrush(QColor(ACCENT if rank == 1 else EDGE_STRONG))
         painter.drawEllipse(badge)
-        painter.setPen(QColor("#1a1208" if rank == 1 else TEXT))
+        painter.setPen(QColor(ON_ACCENT if rank == 1 else TEXT))
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from engines.core import paths
 from engines.store.runs import RunInfo
+from desktop.widgets.palette import BAD, CAUTION, GOOD, WARN
 
 
 def tune_dir(name: str) -> Path:
@@ -23,7 +24,7 @@ def tune_dir(name: str) -> Path:
     return path
 
 
-STATUS_COLOURS = {"completed": "#7fd49a", "cancelled": "#e7a04f", "failed": "#f06b5f", "running": "#e7c04f"}
+STATUS_COLOURS = {"completed": GOOD, "cancelled": CAUTION, "failed": BAD, "running": WARN}
 STATUS_TEXT = {"completed": "✓ done", "cancelled": "cancelled", "failed": "failed", "running": "running…",
                "stopped": "stopped", "unknown": "?"}
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from engines.core.errors import RequestError
 from engines.core.requests import from_json
-from engines.decode.simulate import MAX_VOXELS, MIN_VOXELS
 
 SOURCES = ("procedural", "photos", "folder", "data")
+MIN_VOXELS, MAX_VOXELS = 256, 20000  # the simulated brain's size range
 
 
 @dataclass
