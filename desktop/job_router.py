@@ -1,7 +1,10 @@
-"""Routes the job runner's signals for a room's host jobs back to the view that asked, on the GUI thread.
+"""The one way a room runs a host job: routes the job runner's signals back to the view that asked, on the GUI
+thread.
 
 The runner reports every job to everyone; a router keeps, per job it submitted, the view's ``on_event`` and
 ``on_done(how, error)`` callbacks (``how`` is "finished", "cancelled" or "failed"; ``error`` is set when it failed).
+``stream`` runs a job that yields events; ``call`` a plain host call whose answer arrives as one Result; both
+are cancelled with ``cancel(job_id)``, which also stops the job inside the host.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Callable
 from PySide6.QtCore import QObject
 
 from engines.core.errors import HearthError
-from engines.core.events import Event
+from engines.core.events import Event, Result
 from desktop.jobs import Job, JobRunner
 
 OnDone = Callable[[str, "HearthError | None"], None]
@@ -40,6 +43,18 @@ class JobRouter(QObject):
         """Submit a streaming job; its id, or None when the runner is shut down (the window is closing)."""
         job = Job(f"{self.prefix}.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex)
         return self.submit(job, on_event, on_done)
+
+    def call(self, lane: str, fn: Callable, on_result: Callable[[dict], None], label: str = "",
+             on_done: OnDone | None = None) -> str | None:
+        """Run ``fn(client)`` (a plain host call returning a dict) on a lane; its dict reaches ``on_result``."""
+        def run(client):
+            yield Result(data=fn(client))
+
+        def deliver(event: Event) -> None:
+            if isinstance(event, Result):
+                on_result(event.data)
+
+        return self.submit(Job(f"{self.prefix}.{lane}", run, label=label), deliver, on_done)
 
     def submit(self, job: Job, on_event: Callable[[Event], None] | None, on_done: OnDone | None) -> str | None:
         self._routes[job.id] = _Route(on_event, on_done)

@@ -65,7 +65,7 @@ def test_generate_preview_gallery_cancel_and_no_stall(open_hearth, tiny_model):
     try:
         hearth.qtbot.waitUntil(lambda: room._running is not None and room.progress.value() >= 2, timeout=60_000)
     except Exception:
-        raise AssertionError(f"{hearth.window.notifications.texts()} {room._jobs} {room._queue} {room.progress.value()}")
+        raise AssertionError(f"{hearth.window.notifications.texts()} {room._queue} {room._running} {room.progress.value()}")
     room.cancel()
     hearth.qtbot.waitUntil(lambda: room._running is None and not room._queue, timeout=30_000)
     assert room.gallery_list.count() == before + 1  # the cancelled image was not saved

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from engines.core.errors import HearthError
 from engines.core.events import Progress, Result
-from desktop.jobs import Job
+from desktop.job_router import JobRouter
 from desktop.rooms.decode_views.common import STYLE, Card
 from desktop.rooms.decode_views.controls import DecodeControls, RequestProblem
 from desktop.rooms.decode_views.export import Exporter, save_figure, save_folder, save_metrics
@@ -61,10 +61,7 @@ class DecodeRoom(QWidget):
         self.setStyleSheet(STYLE)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self._build()
-        self.runner.event.connect(self._on_event)
-        self.runner.finished.connect(lambda job_id: self._on_end(job_id, "finished", None))
-        self.runner.cancelled.connect(lambda job_id: self._on_end(job_id, "cancelled", None))
-        self.runner.failed.connect(lambda job_id, error: self._on_end(job_id, "failed", error))
+        self.jobs = JobRouter(self.runner, "decode", self)
         self.host.ready.connect(lambda *_: self._set_ready(True))
         self.host.crashed.connect(lambda *_: self._set_ready(False))
         self.host.restarting.connect(lambda: self._set_ready(False))
@@ -204,26 +201,19 @@ class DecodeRoom(QWidget):
         self._tracker = ProgressTracker(request.reconstruct, len(request.sweep))
         self.progress.setValue(0)
         self.stage.setText(self._tracker.text + "…")
-        job = Job("decode", lambda client: client.stream_decode(request), label="Decoding", request_id=request.request_id)
-        self._job = job.id
+        self._job = self.jobs.stream("run", lambda client: client.stream_decode(request), self._on_event, "Decoding",
+                                     self._on_end, request.request_id)  # None: the window is closing
         self._update_buttons()
-        try:
-            self.runner.submit(job)
-        except RuntimeError:  # the runner is shut down: the window is closing
-            self._job = None
-            return None
-        return job.id
+        return self._job
 
     def cancel(self) -> None:
         if self._job:
-            self.runner.cancel(self._job)
+            self.jobs.cancel(self._job)
             self.stage.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
             self.status_changed.emit("Decode: cancelling…")
 
-    def _on_event(self, job_id: str, event) -> None:
-        if job_id != self._job:
-            return
+    def _on_event(self, event) -> None:
         if isinstance(event, Progress) and self._tracker is not None:
             fraction, text = self._tracker.update(event)
             self.progress.setValue(round(1000 * fraction))
@@ -238,9 +228,7 @@ class DecodeRoom(QWidget):
             self.stage.setText(f"Done in {total:.1f} s." if total else "Done.")
             self.status_changed.emit("Decode: done")
 
-    def _on_end(self, job_id: str, how: str, error: HearthError | None) -> None:
-        if job_id != self._job:
-            return
+    def _on_end(self, how: str, error: HearthError | None) -> None:
         self._job = None
         self._tracker = None
         if how == "cancelled":

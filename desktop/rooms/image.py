@@ -22,6 +22,7 @@ from engines.core.errors import HearthError, RequestError
 from engines.core.events import Preview, Progress, Result
 from engines.core.requests.image import MODES, SCHEDULERS, ImageRequest, LoraSpec
 from engines.store.gallery import Gallery
+from desktop.job_router import JobRouter
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker
@@ -30,12 +31,6 @@ from desktop.widgets.panels import eliding, side_scroll
 PREVIEW_MS = 100
 THUMB = 96
 FILTER_DEBOUNCE_MS = 250
-
-
-def _call(fn):
-    def run(client):
-        yield Result(data=fn(client))
-    return run
 
 
 class MaskCanvas(QLabel):
@@ -123,7 +118,7 @@ class ImageRoom(QWidget):
         self.session = session
         self.runner = session.runner
         self.gallery = Gallery(session.db)
-        self._jobs: dict[str, str] = {}  # job id -> kind
+        self.jobs = JobRouter(self.runner, "image", self)
         self._queue: list[str] = []  # generation job ids, oldest first
         self._running: str | None = None
         self._latest_preview: bytes | None = None
@@ -137,10 +132,6 @@ class ImageRoom(QWidget):
         self._gallery_generation = 0
         self._build()
         self.setAcceptDrops(True)
-        self.runner.event.connect(self._on_event)
-        self.runner.finished.connect(lambda job_id: self._on_end(job_id, "finished", None))
-        self.runner.cancelled.connect(lambda job_id: self._on_end(job_id, "cancelled", None))
-        self.runner.failed.connect(lambda job_id, error: self._on_end(job_id, "failed", error))
         session.host.ready.connect(lambda *_: self.refresh_models())
         self.refresh_gallery()
 
@@ -293,22 +284,24 @@ class ImageRoom(QWidget):
         except RequestError as exc:
             self.status_changed.emit(str(exc) + (f" {exc.hint}" if exc.hint else ""))
             return ""
-        job = Job("image", lambda c: c.stream_image(request), label="Generating image", request_id=request.request_id)
-        self._jobs[job.id] = "generate"
+        job = Job("image.generate", lambda c: c.stream_image(request), label="Generating image",
+                  request_id=request.request_id)
         self._queue.append(job.id)
         self._update_buttons()
-        return self.runner.submit(job)
+        submitted = self.jobs.submit(job, lambda event: self._on_generate_event(job.id, event),
+                                     lambda how, error: self._on_generate_end(job.id, how, error))
+        if submitted is None:  # the window is closing
+            self._queue.remove(job.id)
+        return submitted or ""
 
     def cancel(self) -> None:
         """Cancel the running generation (queued ones stay queued)."""
         if self._running:
-            self.runner.cancel(self._running)
+            self.jobs.cancel(self._running)
             self.status_changed.emit("Cancelling…")
 
     def refresh_models(self) -> None:
-        job = Job("host", _call(lambda c: c.image_models()), label="Listing image models")
-        self._jobs[job.id] = "models"
-        self.runner.submit(job)
+        self.jobs.call("host", lambda c: c.image_models(), self._models_listed, "Listing image models", self._report)
 
     def refresh_gallery(self) -> None:
         """List the matching images now; their thumbnails follow from the file thread (cached by path)."""
@@ -400,9 +393,8 @@ class ImageRoom(QWidget):
 
     def read_png(self, path: str) -> None:
         """Read a dropped PNG's parameters through the host (A1111 text or Hearth's request)."""
-        job = Job("host", _call(lambda c: c.image_metadata(path)), label="Reading image parameters")
-        self._jobs[job.id] = "metadata"
-        self.runner.submit(job)
+        self.jobs.call("host", lambda c: c.image_metadata(path), self._metadata_read, "Reading image parameters",
+                       self._report)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -415,65 +407,63 @@ class ImageRoom(QWidget):
                 break
 
     # -- events ----------------------------------------------------------
-    def _on_event(self, job_id: str, event) -> None:
-        kind = self._jobs.get(job_id)
-        if kind == "generate":
-            self._running = job_id
-            self._update_buttons()
-            if isinstance(event, Progress):
-                self.progress.setMaximum(event.total)
-                self.progress.setValue(event.step)
-                self.status_changed.emit(f"Image: {event.message}")
-            elif isinstance(event, Preview):
-                self._latest_preview = event.png
-                if not self._preview_timer.isActive():
-                    self._preview_timer.start()
-            elif isinstance(event, Result):
-                images = event.data.get("images", [])
-                if images:
-                    self._latest_preview = None
-                    self._show(QImage(images[-1]["path"]))
-                self.refresh_gallery()
-                done = "cancelled" if event.finish_reason == "cancelled" else f"{len(images)} image(s), seed {event.data.get('seed')}"
-                self.status_changed.emit(f"Image: {done}")
-        elif kind == "models" and isinstance(event, Result):
-            current, current_name = self.model.currentData(), self.model.currentText()
-            self.model.clear()
-            for m in event.data.get("models", []):
-                self.model.addItem(m["name"], m["id"])
-            if current and self.model.findData(current) < 0:  # a model the user chose by path stays chosen
-                self.model.addItem(current_name, current)
-            self.model.setCurrentIndex(max(self.model.findData(current), 0))
-            self.lora.clear()
-            self.lora.addItem("(no LoRA)", "")
-            for l in event.data.get("loras", []):
-                self.lora.addItem(l["name"], l["path"])
-        elif kind == "metadata" and isinstance(event, Result):
-            data = event.data
-            if data.get("hearth"):
-                self.apply_request(data["hearth"])
-            elif data.get("parsed"):
-                p = data["parsed"]
-                self.apply_request({"prompt": p.get("prompt", ""), "negative_prompt": p.get("negative_prompt", ""),
-                                    "steps": p.get("Steps"), "guidance": p.get("CFG scale"), "seed": p.get("Seed"),
-                                    "scheduler": p.get("Sampler"), "width": p.get("width"), "height": p.get("height")})
-            else:
-                self.notified.emit("info", "That image carries no generation parameters.")
+    def _on_generate_event(self, job_id: str, event) -> None:
+        self._running = job_id
+        self._update_buttons()
+        if isinstance(event, Progress):
+            self.progress.setMaximum(event.total)
+            self.progress.setValue(event.step)
+            self.status_changed.emit(f"Image: {event.message}")
+        elif isinstance(event, Preview):
+            self._latest_preview = event.png
+            if not self._preview_timer.isActive():
+                self._preview_timer.start()
+        elif isinstance(event, Result):
+            images = event.data.get("images", [])
+            if images:
+                self._latest_preview = None
+                self._show(QImage(images[-1]["path"]))
+            self.refresh_gallery()
+            done = "cancelled" if event.finish_reason == "cancelled" else f"{len(images)} image(s), seed {event.data.get('seed')}"
+            self.status_changed.emit(f"Image: {done}")
 
-    def _on_end(self, job_id: str, how: str, error: HearthError | None) -> None:
-        kind = self._jobs.pop(job_id, None)
-        if kind is None:
-            return
-        if kind == "generate":
-            if job_id in self._queue:
-                self._queue.remove(job_id)
-            if self._running == job_id:
-                self._running = None
-            self._preview_timer.stop()
-            self._paint_preview()
-            if how == "cancelled":
-                self.progress.setValue(0)
-            self._update_buttons()
+    def _on_generate_end(self, job_id: str, how: str, error: HearthError | None) -> None:
+        if job_id in self._queue:
+            self._queue.remove(job_id)
+        if self._running == job_id:
+            self._running = None
+        self._preview_timer.stop()
+        self._paint_preview()
+        if how == "cancelled":
+            self.progress.setValue(0)
+        self._update_buttons()
+        self._report(how, error)
+
+    def _models_listed(self, data: dict) -> None:
+        current, current_name = self.model.currentData(), self.model.currentText()
+        self.model.clear()
+        for m in data.get("models", []):
+            self.model.addItem(m["name"], m["id"])
+        if current and self.model.findData(current) < 0:  # a model the user chose by path stays chosen
+            self.model.addItem(current_name, current)
+        self.model.setCurrentIndex(max(self.model.findData(current), 0))
+        self.lora.clear()
+        self.lora.addItem("(no LoRA)", "")
+        for l in data.get("loras", []):
+            self.lora.addItem(l["name"], l["path"])
+
+    def _metadata_read(self, data: dict) -> None:
+        if data.get("hearth"):
+            self.apply_request(data["hearth"])
+        elif data.get("parsed"):
+            p = data["parsed"]
+            self.apply_request({"prompt": p.get("prompt", ""), "negative_prompt": p.get("negative_prompt", ""),
+                                "steps": p.get("Steps"), "guidance": p.get("CFG scale"), "seed": p.get("Seed"),
+                                "scheduler": p.get("Sampler"), "width": p.get("width"), "height": p.get("height")})
+        else:
+            self.notified.emit("info", "That image carries no generation parameters.")
+
+    def _report(self, how: str, error: HearthError | None) -> None:
         if how == "failed" and error is not None:
             self.notified.emit("error", str(error))
 

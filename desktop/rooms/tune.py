@@ -13,7 +13,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QTabBar, QVBoxLayout, QWidget
 
-from engines.core.events import Result
 from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import STYLE, FileWorker, TuneJobs
 from desktop.rooms.tune_views.compare import CompareView
@@ -106,14 +105,7 @@ class TuneRoom(QWidget):
 
     def _on_host_ready(self, *_args) -> None:
         """The host's memory figures (GPU name, free VRAM) make the training estimate honest."""
-        def memory(client):
-            yield Result(data=client.memory())
-
-        def on_event(event) -> None:
-            if isinstance(event, Result):
-                self.train_view.set_memory(event.data)
-
-        self.jobs.stream("host", memory, on_event, label="Checking memory")
+        self.jobs.call("host", lambda client: client.memory(), self.train_view.set_memory, "Checking memory")
 
     def shutdown(self) -> None:
         """The window is closing: stop writing replies, checkpoint a running training job, join the file worker."""

@@ -2,22 +2,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from PySide6.QtCore import QObject, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from engines.core.errors import HearthError
-from engines.core.events import Event, Result
+from engines.core.events import Event
 from engines.core.resources import resource
 from desktop.job_router import JobRouter
 from desktop.jobs import Job, JobRunner
 from desktop.widgets.panels import Card as _Card
 from desktop.widgets.panels import muted as _muted
 from desktop.widgets.panels import section  # noqa: F401  (re-exported for the views)
-
-from desktop.widgets.palette import ACCENT, ACCENT_DIM, BASE, EDGE, LINE, MUTED, PANEL, TEXT, TOKEN_COLOURS, themed  # noqa: F401  (for the views)
+from desktop.widgets.palette import (  # noqa: F401  (for the views)
+    ACCENT, ACCENT_DIM, BASE, EDGE, LINE, MUTED, PANEL, TEXT, TOKEN_COLOURS, themed,
+)
 from desktop.widgets.plots import pyqtgraph  # noqa: F401  (for the views)
 
 # Token colours: distinct hues, dark enough for light text on the dark theme.
@@ -45,15 +46,7 @@ class ExploreJobs(JobRouter):
 
     def call(self, lane: str, fn: Callable, on_result: Callable[[dict], None], label: str = "",
              on_error: Callable[[HearthError], None] | None = None, on_done: Callable[[str], None] | None = None) -> str:
-        def run(client) -> Iterator[Event]:
-            yield Result(data=fn(client))
-
-        def deliver(event: Event) -> None:
-            if isinstance(event, Result):
-                on_result(event.data)
-
-        job = Job(f"explore.{lane}", run, label=label)
-        return self.submit(job, deliver, self._done(on_done, on_error)) or job.id
+        return super().call(lane, fn, on_result, label, self._done(on_done, on_error)) or ""
 
     def stream(self, lane: str, make_events: Callable, on_event: Callable[[Event], None], label: str = "",
                on_done: Callable[[str], None] | None = None, on_error: Callable[[HearthError], None] | None = None,

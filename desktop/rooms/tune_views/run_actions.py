@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engines.core.events import Result
 from engines.core.launch import child_command
 from engines.core.paths import models_dir
 from desktop.rooms.tune_views.common import TuneJobs, muted
@@ -26,12 +25,6 @@ from engines.store.runs import RunInfo
 
 STRATEGIES = (("ddp", "DDP (data parallel)"), ("deepspeed-zero2", "DeepSpeed ZeRO-2"),
               ("deepspeed-zero3", "DeepSpeed ZeRO-3"), ("fsdp", "FSDP"))
-
-
-def merge_job(adapter: str, target: str):
-    def run(client):
-        yield Result(data=client.merge_adapter(adapter, target))
-    return run
 
 
 class ExportDialog(QDialog):
@@ -197,12 +190,11 @@ class RunActions(QWidget):
         if self._merge_job is not None:
             return
 
-        def on_event(event) -> None:
-            if isinstance(event, Result):
-                folder = event.data.get("folder", target)
-                self.notified.emit("info", f"Saved {run.name} merged into its base model as {folder} "
-                                           "(add it in Chat with Folders… to chat with it without the adapter).")
-                self.merged.emit(folder)
+        def on_result(data: dict) -> None:
+            folder = data.get("folder", target)
+            self.notified.emit("info", f"Saved {run.name} merged into its base model as {folder} "
+                                       "(add it in Chat with Folders… to chat with it without the adapter).")
+            self.merged.emit(folder)
 
         def on_done(how: str, error) -> None:
             self._merge_job = None
@@ -210,8 +202,8 @@ class RunActions(QWidget):
             if error is not None:
                 self.notified.emit("error", f"Merging {run.name} failed: {error}")
 
-        self._merge_job = self.jobs.stream("merge", merge_job(str(run.folder), target), on_event,
-                                           label=f"Merging {run.name} into its base model", on_done=on_done)
+        self._merge_job = self.jobs.call("merge", lambda client: client.merge_adapter(str(run.folder), target), on_result,
+                                         f"Merging {run.name} into its base model", on_done)
         self.set_run(self.run)
 
     # -- GGUF ----------------------------------------------------------------------------
