@@ -47,6 +47,7 @@ class HostProcess:
         env = dict(os.environ, HEARTH_HOME=str(home), HF_HUB_OFFLINE="1", HEARTH_API_KEY=api_key)
         self.api_key = api_key
         # stderr goes to a file: a pipe nobody drains would stall the host once full, and tests read the log.
+        home.mkdir(parents=True, exist_ok=True)
         self.log_path = home / "host-stderr.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--port", "0", *extra_args],
