@@ -3,6 +3,8 @@
 The room binds to the session's store (SQLite, light enough for the GUI thread), the host
 manager (ready/crashed) and the job runner (everything that talks to the host). A reply streams
 into the last bubble at most ~30 times a second; it is saved when it ends, however it ends.
+Images attached to a message are stored as files (engines/store/chat_images.py) when it is sent, and
+go to the host as OpenAI content parts with data: URLs, read and encoded on the job's worker thread.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
+from engines.store.chat_images import ChatImage, ChatImageStore, check as check_image
 from engines.store.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError
 from engines.core.events import Log, Progress, Result, Token
@@ -24,6 +27,7 @@ from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.composer import Composer
 from desktop.widgets.conversation_list import ConversationList
+from desktop.widgets.image_thumbs import Attachment, ImageThumb, ThumbLoader
 from desktop.widgets.message_view import MessageBubble, MessageView
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.sampling_panel import DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, SamplingPanel, SystemPromptPanel
@@ -107,13 +111,15 @@ class ChatRoom(QWidget):
         self.model_picker.refresh_requested.connect(lambda: self.refresh_models(refresh=True))
         self.model_picker.folders_requested.connect(self.edit_model_folders)
         top_layout.addWidget(self.model_picker)
+        self.thumbs = ThumbLoader(self)
         self.message_view = MessageView()
+        self.message_view.image_thumb = self._message_thumb
         self.message_view.edit_requested.connect(self._begin_edit)
         self.message_view.regenerate_requested.connect(self.regenerate)
         self.labels = LabelStore(self.session.db)
         self.message_view.thumb_state = self.labels.chat_thumbs
         self.message_view.thumb_requested.connect(self.thumb_reply)
-        self.composer = Composer()
+        self.composer = Composer(self.thumbs)
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
         self.composer.edit_cancelled.connect(lambda: self._end_edit(clear=True))
@@ -369,9 +375,55 @@ class ChatRoom(QWidget):
         if self.conversation:
             self.store.update(self.conversation.id, system_prompt=prompt, settings=values)
 
+    # ------------------------------------------------------------------ images
+    def attach(self, attachments: list[Attachment]) -> None:
+        """Put images in the composer (the Image room's and the Decode room's "Send to Chat")."""
+        self.composer.add_attachments(attachments)
+        self.composer.editor.setFocus()
+
+    def _message_thumb(self, image: ChatImage) -> ImageThumb:
+        images = self.store.images
+        path = str(images.path(image)) if images.exists(image) else None
+        note = (f"{image.name or 'This image'} is missing: {image.file or 'its file'} is no longer in {images.folder} "
+                "(deleted or moved). The model gets a note instead; attach it again to show it.")
+        return ImageThumb(self.thumbs, path or image.file, path, image.name or image.file, 96, missing_note=note)
+
+    def _vision_refusal(self) -> str:
+        """Why the chosen model cannot take images ("" when it can, or when the registry does not say)."""
+        entry = self.model_picker.current_entry() or {}
+        if entry.get("vision") is False:  # an entry without the flag: the host decides, and says so if not
+            name = entry.get("name") or entry.get("id") or "This model"
+            return (f"{name} is text-only: it cannot see images. Choose a model marked “vision” in the model list, "
+                    "or remove the images. Your message and images are still in the composer.")
+        return ""
+
+    def _read_attachments(self) -> list[tuple[str, bytes]] | None:
+        """The composer's images as (name, bytes), each checked; None (after saying why) if one is unusable."""
+        blobs = []
+        for attachment in self.composer.attachments():
+            try:
+                data = attachment.read()
+                check_image(data, attachment.name)
+            except OSError as exc:
+                self.notified.emit("error", f"Cannot read {attachment.path or attachment.name}: {exc.strerror or exc}. "
+                                            "Remove it from the message or attach it again.")
+                return None
+            except HearthError as exc:
+                self.notified.emit("error", str(exc))
+                return None
+            blobs.append((attachment.name, data))
+        return blobs
+
     # ------------------------------------------------------------------ sending
     def send(self, text: str) -> None:
-        if self.busy or not self.host.is_ready or not text.strip():
+        attached = bool(self.composer.attachments())
+        if self.busy or not self.host.is_ready or not (text.strip() or attached):
+            return
+        if attached and (refusal := self._vision_refusal()):
+            self.notified.emit("error", refusal)
+            return
+        blobs = self._read_attachments()  # before an edit's truncation can prune the files they came from
+        if blobs is None:
             return
         if self._save_panels_timer.isActive():
             self._save_panels_timer.stop()
@@ -386,11 +438,17 @@ class ChatRoom(QWidget):
                 self.message_view.remove_from(bubble)
             self._end_edit(clear=False)
         if not self.store.get(conv.id).messages and conv.title == "New chat":
-            conv.title = _title_from(text)
+            conv.title = _title_from(text or "Picture: " + ", ".join(name for name, _ in blobs))
             self.store.rename(conv.id, conv.title)
-        message = self.store.add_message(conv.id, "user", text)
+        try:
+            images = [self.store.images.add(data, name) for name, data in blobs]
+        except (HearthError, OSError) as exc:
+            self.notified.emit("error", f"Could not store the images in {self.store.images.folder}: {exc}")
+            return
+        message = self.store.add_message(conv.id, "user", text, images=images)
         self.message_view.add_message(message)
         self.composer.set_text("")
+        self.composer.clear_attachments()
         self._start_reply()
         # The list shows the new title a moment later: refreshing it here would lengthen the
         # one GUI-thread block that sending is (measured by benchmarks/ui_stall.py).
@@ -428,14 +486,24 @@ class ChatRoom(QWidget):
         else:
             model = self.loaded["model"] if self.loaded else requested
         system = self.system_prompt.text().strip()
-        messages = [{"role": "system", "content": system}] if system else []
-        messages += [{"role": m.role, "content": m.content} for m in conv.messages if m.content and m.role != "system"]
+        history = [Message("system", system)] if system else []
+        history += [m for m in conv.messages if (m.content or m.images) and m.role != "system"]
+        missing = sum(not self.store.images.exists(i) for m in history for i in m.images)
+        if missing:
+            self.notified.emit("warning", f"{missing} image(s) of this conversation are missing from {self.store.images.folder}; "
+                                          "the model gets a note in their place.")
         sampling = self.sampling.values()
-        body = {"request_id": uuid.uuid4().hex, "model": model, "messages": messages,
+        body = {"request_id": uuid.uuid4().hex, "model": model, "messages": [],
                 **{k: v for k, v in sampling.items() if v is not None}, "conversation_id": str(conv.id)}
         self.store.update(conv.id, model=requested)
         bubble = self.message_view.add_message(Message("assistant", ""))
-        job = Job("text", lambda c: c.stream_chat(body), label="Generating reply", request_id=body["request_id"])
+        images = self.store.images
+
+        def run(client):  # on the job's worker thread: reading and base64-encoding images never stalls the window
+            body["messages"] = [request_message(m, images) for m in history]
+            return client.stream_chat(body)
+
+        job = Job("text", run, label="Generating reply", request_id=body["request_id"])
         self.reply = _Reply(job.id, body["request_id"], conv.id, requested, bubble)
         self._submit("reply", job)
         self._update_composer()
@@ -461,12 +529,16 @@ class ChatRoom(QWidget):
             return
         self._editing = message
         self.composer.set_text(message.content)
+        self.composer.clear_attachments()
+        self.composer.add_attachments([Attachment(i.name or i.file, path=str(self.store.images.path(i)))
+                                       for i in message.images if self.store.images.exists(i)])
         self.composer.set_editing(True)
         self.composer.editor.setFocus()
 
     def _end_edit(self, clear: bool) -> None:
         if self._editing is not None and clear:
             self.composer.set_text("")
+            self.composer.clear_attachments()
         self._editing = None
         self.composer.set_editing(False)
 
@@ -581,6 +653,7 @@ class ChatRoom(QWidget):
     def shutdown(self) -> None:
         """Keep what was streaming (marked interrupted) and the layout, before the host goes away."""
         self.model_picker.adapter.shutdown()
+        self.thumbs.shutdown()
         self._save_panels_timer.stop()
         self._save_panels()
         self.settings.set("chat.splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
@@ -589,6 +662,21 @@ class ChatRoom(QWidget):
             self._repaint_timer.stop()
             self._jobs.pop(reply.job_id, None)
             self._save_reply(reply, {**reply.meta, "interrupted": True, "error": "Hearth was closed during the reply"})
+
+
+def request_message(message: Message, images: ChatImageStore) -> dict:
+    """A message as the host takes it: plain text, or OpenAI content parts (images as data: URLs, then the text)."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts = []
+    for image in message.images:
+        if images.exists(image):
+            parts.append({"type": "image_url", "image_url": {"url": images.data_url(image)}})
+        else:
+            parts.append({"type": "text", "text": f"[An image ({image.name or 'unnamed'}) was here; its file is missing.]"})
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return {"role": message.role, "content": parts}
 
 
 def _load_key(model: str | None, adapter: str) -> str:

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
     QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
@@ -23,6 +23,7 @@ from engines.store.gallery import Gallery
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker
+from desktop.widgets.image_thumbs import Attachment
 
 # Mirrors engines.image.request (the GUI process does not import engines.image).
 SCHEDULERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "Heun", "LMS", "LCM")
@@ -117,6 +118,7 @@ class MaskCanvas(QLabel):
 class ImageRoom(QWidget):
     notified = Signal(str, str)  # level, text
     status_changed = Signal(str)
+    chat_requested = Signal(list)  # [Attachment]: "Send to Chat" on a gallery image
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -225,11 +227,15 @@ class ImageRoom(QWidget):
         self.gallery_list = QListWidget(viewMode=QListWidget.ViewMode.IconMode, iconSize=QSize(THUMB, THUMB),
                                         resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static)
         self.gallery_list.itemDoubleClicked.connect(lambda item: self.reuse(item.data(Qt.ItemDataRole.UserRole)))
+        gallery_actions = (("Reuse", lambda: self.reuse(self._selected())), ("To img2img", lambda: self.send_to("img2img")),
+                           ("To inpaint", lambda: self.send_to("inpaint")), ("To Chat", self.send_to_chat),
+                           ("Open folder", self.open_folder), ("Delete", self.delete_selected))
         actions = QHBoxLayout()
-        for text, slot in (("Reuse", lambda: self.reuse(self._selected())), ("To img2img", lambda: self.send_to("img2img")),
-                           ("To inpaint", lambda: self.send_to("inpaint")), ("Open folder", self.open_folder),
-                           ("Delete", self.delete_selected)):
+        for text, slot in gallery_actions:
             actions.addWidget(QPushButton(text, clicked=slot))
+        self.gallery_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for text, slot in gallery_actions:
+            self.gallery_list.addAction(QAction("Send to Chat" if text == "To Chat" else text, self.gallery_list, triggered=slot))
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.addWidget(self.search)
@@ -357,6 +363,16 @@ class ImageRoom(QWidget):
         self.mode.setCurrentText(mode)
         self.init_path.setText(image.path)
         self.canvas.set_image(image.path)
+
+    def send_to_chat(self) -> None:
+        """The selected gallery image into the Chat room's composer, to ask a model that can see about it."""
+        image = self.gallery.get(self._selected()) if self._selected() is not None else None
+        if image is None:
+            return
+        if not Path(image.path).is_file():
+            self.notified.emit("error", f"{image.path} is gone (moved or deleted), so it cannot go to Chat.")
+            return
+        self.chat_requested.emit([Attachment(Path(image.path).name, path=image.path)])
 
     def open_folder(self) -> None:
         image = self.gallery.get(self._selected()) if self._selected() is not None else None

@@ -49,6 +49,18 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def check(data: bytes, name: str = "") -> str:
+    """The extension ``data`` will be stored under; a clear RequestError when it is not an image chat takes."""
+    where = name or "The image"
+    if len(data) > MAX_BYTES:
+        raise RequestError(f"{where} is {len(data) / 1024 ** 2:.0f} MB; chat takes images up to {MAX_BYTES // 1024 ** 2} MB.",
+                           hint="Attach a smaller or compressed copy (PNG, JPEG or WebP).")
+    ext = sniff(data)
+    if ext is None:
+        raise RequestError(f"{where} is not a PNG, JPEG, GIF, WebP or BMP image.", hint="Attach an image file.")
+    return ext
+
+
 def to_data_url(data: bytes, ext: str) -> str:
     return f"data:{MIME[ext]};base64,{base64.b64encode(data).decode('ascii')}"
 
@@ -70,14 +82,7 @@ class ChatImageStore:
 
     def add(self, data: bytes, name: str = "") -> ChatImage:
         """Store ``data`` (once per content) and return its reference."""
-        where = name or "The image"
-        if len(data) > MAX_BYTES:
-            raise RequestError(f"{where} is {len(data) / 1024 ** 2:.0f} MB; chat takes images up to {MAX_BYTES // 1024 ** 2} MB.",
-                               hint="Attach a smaller or compressed copy (PNG, JPEG or WebP).")
-        ext = sniff(data)
-        if ext is None:
-            raise RequestError(f"{where} is not a PNG, JPEG, GIF, WebP or BMP image.", hint="Attach an image file.")
-        image = ChatImage(f"{hashlib.sha256(data).hexdigest()}.{ext}", name)
+        image = ChatImage(f"{hashlib.sha256(data).hexdigest()}.{check(data, name)}", name)
         path = self.path(image)
         if not path.is_file():
             atomic_write_bytes(path, data)
