@@ -143,3 +143,16 @@ def test_broken_images_in_an_import_name_the_message_and_import_nothing(store, t
             store.import_file(bad)
     assert store.list() == []
     assert sqlite3.connect(store.db.path).execute("SELECT COUNT(*) FROM message_images").fetchone()[0] == 0
+
+
+def test_the_request_body_splices_long_data_urls_into_the_same_json():
+    from desktop.host_client import json_pieces
+
+    url = "data:image/png;base64," + base64.b64encode(os.urandom(300_000)).decode()
+    body = {"quote": 'a "b" \\ c', "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "é " * 40_000 + '"'}]}], "top_p": 0.5}
+    pieces = list(json_pieces(body))
+    assert json.loads(b"".join(pieces)) == body
+    assert pieces[1] == url.encode() and len(pieces) == 3  # the URL went around json.dumps; the long text did not (é, ")
+    big = {"url": "data:image/png;base64," + "A" * 2_500_000}
+    assert [len(p) for p in json_pieces(big)][1:4] == [1024 ** 2, 1024 ** 2, 2_500_022 - 2 * 1024 ** 2]

@@ -111,6 +111,35 @@ def composer_attachment(path):
     return [Attachment(path.name, path=str(path))]
 
 
+def test_edit_and_resend_keeps_the_images_and_a_broken_one_keeps_the_draft(open_hearth, tmp_path):
+    red, fake = _png(tmp_path / "red.png", "red"), tmp_path / "fake.png"
+    fake.write_text("a text file with a .png name")
+    hearth = open_hearth("fake")
+    hearth.wait_ready()
+    _choose(hearth, VISION)
+    chat, composer = hearth.chat, hearth.chat.composer
+    composer.add_attachments(composer_attachment(red))
+    hearth.send("first")
+    hearth.wait_reply_done()
+    stored = hearth.session.conversations.get(chat.conversation.id).messages[0].images[0]
+
+    chat.message_view.bubbles[0].edit_button.click()
+    assert composer.text() == "first" and [a.name for a in composer.attachments()] == ["red.png"]
+    composer.set_text("first, edited")
+    hearth.send("first, edited")
+    hearth.wait_reply_done()
+    messages = hearth.session.conversations.get(chat.conversation.id).messages
+    assert [m.content for m in messages] == ["first, edited", "I see 1 image. You said: first, edited"]
+    assert messages[0].images == [stored] and hearth.session.conversations.images.exists(stored)  # not pruned
+
+    composer.add_attachments(composer_attachment(fake))
+    hearth.send("and this?")
+    hearth.wait_reply_done()
+    assert any("fake.png is not a PNG, JPEG, GIF, WebP or BMP image" in t for t in hearth.window.notifications.texts())
+    assert composer.text() == "and this?" and [a.name for a in composer.attachments()] == ["fake.png"]
+    assert len(hearth.session.conversations.get(chat.conversation.id).messages) == 2
+
+
 def test_a_saved_conversation_reloads_with_its_images_and_sends_them_again(open_hearth, tmp_path):
     red = _png(tmp_path / "red.png", "red")
     hearth = open_hearth("fake")

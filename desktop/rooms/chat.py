@@ -18,14 +18,15 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
-from engines.store.chat_images import ChatImage, ChatImageStore, check as check_image
+from engines.store.chat_images import ChatImage, ChatImageStore
 from engines.store.conversations import Conversation, Message
-from engines.core.errors import HearthError, HostError
+from engines.core.errors import HearthError, HostError, RequestError
 from engines.core.events import Log, Progress, Result, Token
 from engines.store.labels import LabelStore
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.composer import Composer
+from desktop.widgets.background import FileWorker
 from desktop.widgets.conversation_list import ConversationList
 from desktop.widgets.image_thumbs import Attachment, ImageThumb, ThumbLoader
 from desktop.widgets.message_view import MessageBubble, MessageView
@@ -74,6 +75,7 @@ class ChatRoom(QWidget):
         self._editing: Message | None = None
         self._applying = False
         self._search = ""
+        self._storing = False  # a message's images are being stored before it goes
 
         self._build()
         self._restore()
@@ -112,6 +114,7 @@ class ChatRoom(QWidget):
         self.model_picker.folders_requested.connect(self.edit_model_folders)
         top_layout.addWidget(self.model_picker)
         self.thumbs = ThumbLoader(self)
+        self._files = FileWorker(self, name="chat-files")
         self.message_view = MessageView()
         self.message_view.image_thumb = self._message_thumb
         self.message_view.edit_requested.connect(self._begin_edit)
@@ -186,7 +189,7 @@ class ChatRoom(QWidget):
     # ------------------------------------------------------------------ host state
     @property
     def busy(self) -> bool:
-        return self.reply is not None
+        return self.reply is not None or self._storing
 
     def _on_host_ready(self, _base_url: str, _key: str) -> None:
         self.model_picker.set_available(True)
@@ -397,55 +400,54 @@ class ChatRoom(QWidget):
                     "or remove the images. Your message and images are still in the composer.")
         return ""
 
-    def _read_attachments(self) -> list[tuple[str, bytes]] | None:
-        """The composer's images as (name, bytes), each checked; None (after saying why) if one is unusable."""
-        blobs = []
-        for attachment in self.composer.attachments():
-            try:
-                data = attachment.read()
-                check_image(data, attachment.name)
-            except OSError as exc:
-                self.notified.emit("error", f"Cannot read {attachment.path or attachment.name}: {exc.strerror or exc}. "
-                                            "Remove it from the message or attach it again.")
-                return None
-            except HearthError as exc:
-                self.notified.emit("error", str(exc))
-                return None
-            blobs.append((attachment.name, data))
-        return blobs
-
     # ------------------------------------------------------------------ sending
     def send(self, text: str) -> None:
-        attached = bool(self.composer.attachments())
-        if self.busy or not self.host.is_ready or not (text.strip() or attached):
+        attachments = self.composer.attachments()
+        if self.busy or not self.host.is_ready or not (text.strip() or attachments):
             return
-        if attached and (refusal := self._vision_refusal()):
+        if attachments and (refusal := self._vision_refusal()):
             self.notified.emit("error", refusal)
             return
-        blobs = self._read_attachments()  # before an edit's truncation can prune the files they came from
-        if blobs is None:
+        if not attachments:
+            self._send(text, [])
             return
+        # Reading, hashing and writing a photo takes tens of ms: on the file thread, then the send goes on here.
+        # Stored before an edit truncates the conversation, so a bad image loses nothing.
+        self._storing = True
+        self._update_composer()
+        images = self.store.images
+
+        def stored(result, error) -> None:
+            self._storing = False
+            if error is not None:
+                self.notified.emit("error", str(error) if isinstance(error, HearthError)
+                                   else f"Could not store the images in {images.folder}: {error}")
+                self._update_composer()
+                return
+            self._send(text, result)
+
+        self._files.submit(lambda: store_attachments(attachments, images), stored)
+
+    def _send(self, text: str, images: list[ChatImage]) -> None:
         if self._save_panels_timer.isActive():
             self._save_panels_timer.stop()
             self._save_panels()
         if self.conversation is None:
             self.new_conversation()
         conv = self.conversation
+        edited = self._editing is not None
         if self._editing is not None:
-            self.store.truncate_from(conv.id, self._editing.id)
+            self.store.truncate_from(conv.id, self._editing.id, prune=False)  # the images may be coming back
             bubble = next((b for b in self.message_view.bubbles if b.message.id == self._editing.id), None)
             if bubble:
                 self.message_view.remove_from(bubble)
             self._end_edit(clear=False)
         if not self.store.get(conv.id).messages and conv.title == "New chat":
-            conv.title = _title_from(text or "Picture: " + ", ".join(name for name, _ in blobs))
+            conv.title = _title_from(text or "Picture: " + ", ".join(i.name for i in images))
             self.store.rename(conv.id, conv.title)
-        try:
-            images = [self.store.images.add(data, name) for name, data in blobs]
-        except (HearthError, OSError) as exc:
-            self.notified.emit("error", f"Could not store the images in {self.store.images.folder}: {exc}")
-            return
         message = self.store.add_message(conv.id, "user", text, images=images)
+        if edited:
+            self.store.prune_images()  # what the edit dropped and did not bring back
         self.message_view.add_message(message)
         self.composer.set_text("")
         self.composer.clear_attachments()
@@ -654,6 +656,7 @@ class ChatRoom(QWidget):
         """Keep what was streaming (marked interrupted) and the layout, before the host goes away."""
         self.model_picker.adapter.shutdown()
         self.thumbs.shutdown()
+        self._files.shutdown()
         self._save_panels_timer.stop()
         self._save_panels()
         self.settings.set("chat.splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
@@ -662,6 +665,19 @@ class ChatRoom(QWidget):
             self._repaint_timer.stop()
             self._jobs.pop(reply.job_id, None)
             self._save_reply(reply, {**reply.meta, "interrupted": True, "error": "Hearth was closed during the reply"})
+
+
+def store_attachments(attachments: list[Attachment], images: ChatImageStore) -> list[ChatImage]:
+    """The composer's images stored beside the database (on the file thread); a HearthError naming the one that failed."""
+    stored = []
+    for attachment in attachments:
+        try:
+            data = attachment.read()
+        except OSError as exc:
+            raise RequestError(f"Cannot read {attachment.path or attachment.name}: {exc.strerror or exc}.",
+                               hint="Remove it from the message or attach it again.") from exc
+        stored.append(images.add(data, attachment.name))
+    return stored
 
 
 def request_message(message: Message, images: ChatImageStore) -> dict:

@@ -73,12 +73,13 @@ class Composer(QWidget):
         self.edit_bar.setVisible(False)
         layout.addWidget(self.edit_bar)
 
-        self.thumb_strip = QWidget()
+        self.thumb_strip = QWidget(objectName="ThumbStrip")
         self.thumb_row = QHBoxLayout(self.thumb_strip)
         self.thumb_row.setContentsMargins(0, 0, 0, 0)
         self.thumb_row.setSpacing(6)
         self.thumb_row.addStretch(1)
-        self.thumb_scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.thumb_scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame, objectName="ThumbStrip")
+        self.thumb_scroll.viewport().setAutoFillBackground(False)
         self.thumb_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.thumb_scroll.setWidget(self.thumb_strip)
         self.thumb_scroll.setFixedHeight(THUMB + 4 + self.thumb_scroll.horizontalScrollBar().sizeHint().height())
@@ -107,7 +108,7 @@ class Composer(QWidget):
         layout.addLayout(row)
         hint_row = QHBoxLayout()
         hint_row.setSpacing(10)
-        self.attach_button = QToolButton(text="＋ Image…", objectName="Flat",
+        self.attach_button = QToolButton(text="+ Image…", objectName="Flat",
                                          toolTip="Attach images for a model that can see (or drop or paste them here)")
         self.attach_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.attach_button.clicked.connect(self.choose_images)

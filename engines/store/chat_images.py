@@ -61,8 +61,13 @@ def check(data: bytes, name: str = "") -> str:
     return ext
 
 
+B64_PIECE = 3 * 64 * 1024  # a multiple of 3, so the encoded pieces join into one valid base64 text
+
+
 def to_data_url(data: bytes, ext: str) -> str:
-    return f"data:{MIME[ext]};base64,{base64.b64encode(data).decode('ascii')}"
+    # In pieces: one b64encode call on a photo holds the GIL for tens of ms, and the window's thread waits on it.
+    encoded = "".join(base64.b64encode(data[i:i + B64_PIECE]).decode("ascii") for i in range(0, len(data), B64_PIECE))
+    return f"data:{MIME[ext]};base64,{encoded}"
 
 
 def from_data_url(url: str, where: str) -> bytes:
@@ -87,14 +92,6 @@ class ChatImageStore:
         if not path.is_file():
             atomic_write_bytes(path, data)
         return image
-
-    def add_file(self, path: str | Path) -> ChatImage:
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise RequestError(f"Cannot read {path}: {exc.strerror or exc}.", path=path, hint="Choose another image.") from exc
-        return self.add(data, path.name)
 
     def path(self, image: ChatImage) -> Path:
         if not _FILE_NAME.match(image.file):  # never a path outside the folder, whatever the database says

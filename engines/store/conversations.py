@@ -138,14 +138,16 @@ class ConversationStore:
         else:
             self.db.execute("UPDATE messages SET content = ?, meta_json = ? WHERE id = ?", (content, json.dumps(meta), message_id))
 
-    def truncate_from(self, conversation_id: int, message_id: int) -> None:
-        """Delete ``message_id`` and everything after it (for regenerate and edit-and-resend)."""
+    def truncate_from(self, conversation_id: int, message_id: int, prune: bool = True) -> None:
+        """Delete ``message_id`` and everything after it (for regenerate and edit-and-resend). ``prune=False`` keeps
+        image files no message refers to any more (an edit about to send them again calls ``prune_images`` after)."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT position FROM messages WHERE id = ? AND conversation_id = ?", (message_id, conversation_id)).fetchone()
             if row is None:
                 return
             conn.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, row[0]))
-        self.prune_images()
+        if prune:
+            self.prune_images()
 
     # -- export / import -----------------------------------------------
     def export_json(self, conversation_id: int, path: str | Path) -> None:
