@@ -51,3 +51,34 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
                                image_token="<image>", num_additional_image_tokens=1)
     processor.save_pretrained(folder)
     return folder
+
+
+def write_projector(path: Path, width: int, projector_type: str = "mlp", name: str = "") -> Path:
+    """A small mmproj-shaped GGUF (architecture clip, one projector tensor ``width`` wide) for pairing checks;
+    not an encoder llama.cpp could run."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "clip")
+    writer.add_string("clip.projector_type", projector_type)
+    writer.add_bool("clip.has_vision_encoder", True)
+    if name:
+        writer.add_name(name)
+    writer.add_tensor("mm.2.weight", np.zeros((width, 8), dtype=np.float32))  # torch (out, in) -> ggml (in, out)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def folder_with_model(folder: Path, *projectors: tuple[str, int]) -> Path:
+    """``folder`` holding the bundled SmolLM2 GGUF (a symlink, 576 wide) and projectors ``(file name, width)``."""
+    from engines.models import bundled_default_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model.symlink_to(bundled_default_path())
+    for name, width in projectors:
+        write_projector(folder / name, width)
+    return model

@@ -87,8 +87,10 @@ def decode_image(raw: bytes, where: str, available_bytes: int | None = None) -> 
     if fmt == "JPEG" and max(width, height) > MAX_SIDE:
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at 1/2, 1/4, 1/8 scale for free
     decoded_w, decoded_h = image.size
-    bands = len(image.getbands()) or 1
-    need = decoded_w * decoded_h * max(bands, 3) * 2  # the decoded pixels plus the RGB copy made from them
+    # Pillow keeps 1-byte modes (1, L, P) at one byte per pixel and every multi-band mode at four; the RGB copy
+    # and the resampling buffers are made at the downscaled size.
+    pixel_bytes = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    need = decoded_w * decoded_h * pixel_bytes + 2 * MAX_SIDE * MAX_SIDE * 4
     if need > available_bytes * DECODE_MEMORY_SHARE:
         raise RequestError(
             f"Field '{where}' is a {width}x{height} image; decoding it needs ~{need / 1e9:.1f} GB but only "
