@@ -161,8 +161,8 @@ async def chat(request: Request):
             return f"data: {json.dumps(data)}\n\n"
 
         if blind:  # the engine's words for a text-only model given an image
-            yield line({"type": "Error", "error": {"kind": "request", "message": f"{body.get('model')} is a text-only model: "
-                        "it cannot read images. Models that can see: default-vision."}})
+            yield line({"type": "Error", "error": {"kind": "unsupported_model", "message": f"{entry.get('name')} reads text only "
+                        f"and cannot see images. Load a model marked 'vision': {MODELS[-1]['name']}."}})
             yield "data: [DONE]\n\n"
             return
         if "fail" in user:

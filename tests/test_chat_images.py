@@ -12,7 +12,8 @@ import pytest
 
 from engines.core.errors import RequestError
 from engines.store import storage
-from engines.store.chat_images import ChatImage, from_data_url
+from engines.core.content import parse_data_url
+from engines.store.chat_images import ChatImage
 from engines.store.conversations import ConversationStore
 
 # A 1×1 PNG and a 1×1 GIF (different formats, different names).
@@ -36,7 +37,7 @@ def test_images_are_files_beside_the_database_named_by_content(store, tmp_path):
     assert sorted(p.name for p in store.images.folder.iterdir()) == sorted([first.file, other.file])  # stored once
     assert again.file == first.file and again.name == "same dot, another name.png"
     assert store.images.read(first) == PNG and first.mime == "image/png"
-    assert from_data_url(store.images.data_url(other), "x") == GIF
+    assert parse_data_url(store.images.data_url(other), "x") == ("image/gif", GIF)
 
 
 def test_bad_images_are_refused_by_name_and_nothing_is_written(store):
@@ -133,8 +134,8 @@ def test_a_missing_file_exports_and_imports_as_a_placeholder(store, tmp_path):
 
 def test_broken_images_in_an_import_name_the_message_and_import_nothing(store, tmp_path):
     bad = tmp_path / "bad.json"
-    for images, error in (([{"data_url": "http://example.com/x.png"}], "message 1 image 0 is not a base64 data:image"),
-                          ([{"data_url": "data:image/png;base64,@@@"}], "message 1 image 0 has broken base64"),
+    for images, error in (([{"data_url": "http://example.com/x.png"}], r"messages\[1\].images\[0\].data_url' is not a base64"),
+                          ([{"data_url": "data:image/png;base64,@@@"}], r"messages\[1\].images\[0\].data_url' has base64 data"),
                           ([{"data_url": "data:image/png;base64," + base64.b64encode(b"text").decode()}], "is not a PNG"),
                           ("dot.png", "'images' field that is not a list")):
         bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},

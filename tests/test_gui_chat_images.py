@@ -248,7 +248,8 @@ def test_a_text_only_model_keeps_the_draft_and_says_which_models_can_see(open_he
     hearth.chat.model_picker.current_entry().pop("vision")
     hearth.send("What is this?")
     hearth.wait_reply_done()
-    assert any("cannot read images" in t and "default-vision" in t for t in hearth.window.notifications.texts())
+    assert any("reads text only and cannot see images" in t and "marked 'vision': SmolLM2 + Hearth shapes vision" in t
+               for t in hearth.window.notifications.texts())
     saved = hearth.session.conversations.get(hearth.chat.conversation.id).messages[0]
     assert saved.content == "What is this?" and saved.images[0].name == "red.png"
 

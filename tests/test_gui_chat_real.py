@@ -94,3 +94,29 @@ def test_real_host_gui_thread_never_stalls(open_hearth):
     probe.stop()
     assert hearth.last_bubble().message.meta["completion_tokens"] > 20
     assert max(gaps) < 250, f"longest GUI-thread stall {max(gaps)} ms"
+
+
+def test_real_host_takes_image_parts_and_a_text_model_says_it_cannot_see(open_hearth, tmp_path):
+    """The GUI's image request through the real host and engine: the bundled text model refuses it clearly, nothing lost."""
+    from PySide6.QtGui import QColor, QImage
+
+    from desktop.widgets.image_thumbs import Attachment
+
+    picture = QImage(40, 30, QImage.Format.Format_RGB32)
+    picture.fill(QColor("red"))
+    picture.save(str(tmp_path / "red.png"))
+    hearth = _open_on_llama(open_hearth)
+    chat = hearth.chat
+    hearth.qtbot.waitUntil(lambda: chat.model_picker.current_entry() is not None, timeout=60_000)
+    entry = chat.model_picker.current_entry()
+    assert entry["vision"] is False and "vision" not in chat.model_picker.combo.currentText()
+    chat.composer.add_attachments([Attachment("red.png", path=str(tmp_path / "red.png"))])
+    hearth.send("What colour is this?")
+    assert any("cannot see images" in t for t in hearth.window.notifications.texts())  # refused before sending
+    assert chat.composer.text() == "What colour is this?" and len(chat.composer.attachments()) == 1
+    entry.pop("vision")  # a registry that does not say: the engine itself refuses, naming the model
+    hearth.send("What colour is this?")
+    hearth.wait_reply_done(180_000)
+    assert any("reads text only and cannot see images" in t for t in hearth.window.notifications.texts())
+    saved = hearth.session.conversations.get(chat.conversation.id).messages[0]
+    assert saved.content == "What colour is this?" and saved.images[0].name == "red.png"

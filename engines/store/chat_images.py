@@ -7,7 +7,6 @@ so the GUI process uses it directly. The format is recognised from the file's fi
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -19,9 +18,7 @@ from engines.core.paths import atomic_write_bytes
 FOLDER = "chat-images"
 MAX_BYTES = 64 * 1024 ** 2  # a chat picture larger than this is a mistake (a raw scan, a video frame dump)
 MIME = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "bmp": "image/bmp"}
-EXTENSIONS = {mime: ext for ext, mime in MIME.items()}
 _FILE_NAME = re.compile(r"^[0-9a-f]{64}\.(png|jpg|gif|webp|bmp)$")
-_DATA_URL = re.compile(r"^data:(image/[a-z.+-]+);base64,", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -65,20 +62,10 @@ B64_PIECE = 3 * 64 * 1024  # a multiple of 3, so the encoded pieces join into on
 
 
 def to_data_url(data: bytes, ext: str) -> str:
-    # In pieces: one b64encode call on a photo holds the GIL for tens of ms, and the window's thread waits on it.
+    """As engines.core.content.data_url, but encoded in pieces: one b64encode call on a photo holds the GIL for
+    tens of ms, and the window's thread would wait on it."""
     encoded = "".join(base64.b64encode(data[i:i + B64_PIECE]).decode("ascii") for i in range(0, len(data), B64_PIECE))
     return f"data:{MIME[ext]};base64,{encoded}"
-
-
-def from_data_url(url: str, where: str) -> bytes:
-    """The bytes of a ``data:image/...;base64,`` URL; a clear RequestError naming ``where`` otherwise."""
-    match = _DATA_URL.match(url) if isinstance(url, str) else None
-    if match is None:
-        raise RequestError(f"{where} is not a base64 data:image/... URL.", hint="Export the conversation from Hearth again.")
-    try:
-        return base64.b64decode(url[match.end():], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise RequestError(f"{where} has broken base64 data ({exc}).", hint="Export the conversation from Hearth again.") from exc
 
 
 class ChatImageStore:

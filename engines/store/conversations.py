@@ -16,7 +16,8 @@ from typing import Any
 
 from engines.core.errors import RequestError
 from engines.core.paths import atomic_write_text
-from engines.store.chat_images import FOLDER as IMAGE_FOLDER, ChatImage, ChatImageStore, from_data_url
+from engines.core.content import parse_data_url
+from engines.store.chat_images import FOLDER as IMAGE_FOLDER, ChatImage, ChatImageStore
 from engines.store.storage import Database
 
 EXPORT_FORMAT = "hearth.conversation/1"
@@ -208,7 +209,7 @@ def _import_image(item: Any, where: str, path: Path | None, images: ChatImageSto
     name = str(item.get("name") or "")
     if item.get("missing") or images is None:  # exported after its file was lost: it stays a placeholder
         return ChatImage(str(item.get("file") or ""), name)
-    return images.add(from_data_url(item["data_url"], where), name or "imported image")
+    return images.add(parse_data_url(item["data_url"], f"{where}.data_url")[1], name or "imported image")
 
 
 def to_export_dict(conv: Conversation, images: ChatImageStore | None = None) -> dict:
@@ -244,7 +245,8 @@ def from_export_dict(data: Any, path: Path | None = None, images: ChatImageStore
             raise RequestError(f"{where}: message {i} needs a 'role' (system/user/assistant) and a text 'content'.", path=path)
         if not isinstance(m.get("images", []), list):
             raise RequestError(f"{where}: message {i} has an 'images' field that is not a list.", path=path)
-        attached = [_import_image(item, f"{where}: message {i} image {j}", path, images) for j, item in enumerate(m.get("images", []))]
+        attached = [_import_image(item, f"{where}: messages[{i}].images[{j}]", path, images)
+                    for j, item in enumerate(m.get("images", []))]
         messages.append(Message(m["role"], m["content"], dict(m.get("meta") or {}), None, float(m.get("created") or 0), attached))
     return Conversation(
         str(data.get("title") or "Imported chat"), str(data.get("system_prompt") or ""), str(data.get("model") or ""),
@@ -305,7 +307,7 @@ def from_markdown(text: str, path: Path | None = None, images: ChatImageStore | 
         attached = []
         while (found := _MD_IMAGE.match(body.lstrip("\n"))) is not None:
             if images is not None:
-                data = from_data_url(found.group(2), f"{path or 'The Markdown'}: an image in message {i}")
+                data = parse_data_url(found.group(2), f"{path or 'The Markdown'}: message {i}'s image")[1]
                 attached.append(images.add(data, found.group(1) or "imported image"))
             body = body.lstrip("\n")[found.end():]
         messages.append(Message(h.group(1).lower(), body.strip(), images=attached))
