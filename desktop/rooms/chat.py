@@ -436,7 +436,7 @@ class ChatRoom(QWidget):
             self.new_conversation()
         conv = self.conversation
         edited = self._editing is not None
-        if self._editing is not None:
+        if edited:
             self.store.truncate_from(conv.id, self._editing.id, prune=False)  # the images may be coming back
             bubble = next((b for b in self.message_view.bubbles if b.message.id == self._editing.id), None)
             if bubble:

@@ -228,14 +228,15 @@ class ImageRoom(QWidget):
                                         resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static)
         self.gallery_list.itemDoubleClicked.connect(lambda item: self.reuse(item.data(Qt.ItemDataRole.UserRole)))
         gallery_actions = (("Reuse", lambda: self.reuse(self._selected())), ("To img2img", lambda: self.send_to("img2img")),
-                           ("To inpaint", lambda: self.send_to("inpaint")), ("To Chat", self.send_to_chat),
-                           ("Open folder", self.open_folder), ("Delete", self.delete_selected))
+                           ("To inpaint", lambda: self.send_to("inpaint")), ("Open folder", self.open_folder),
+                           ("Delete", self.delete_selected))
         actions = QHBoxLayout()
         for text, slot in gallery_actions:
             actions.addWidget(QPushButton(text, clicked=slot))
+        # The right-click menu has them all, and "Send to Chat" (no room for a sixth button at the smallest window).
         self.gallery_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for text, slot in gallery_actions:
-            self.gallery_list.addAction(QAction("Send to Chat" if text == "To Chat" else text, self.gallery_list, triggered=slot))
+        for text, slot in (gallery_actions[:3] + (("Send to Chat", self.send_to_chat),) + gallery_actions[3:]):
+            self.gallery_list.addAction(QAction(text, self.gallery_list, triggered=slot))
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.addWidget(self.search)
@@ -302,7 +303,7 @@ class ImageRoom(QWidget):
         missing: dict[int, str] = {}
         for image in self.gallery.list(self.search.text(), self.model_filter.text(), limit=300):
             item = QListWidgetItem(self._thumb_cache.get(image.path, QIcon()), image.prompt[:28])
-            item.setToolTip(f"{image.prompt}\nseed {image.seed} · {image.model}")
+            item.setToolTip(f"{image.prompt}\nseed {image.seed} · {image.model}\nRight-click: Send to Chat, img2img, …")
             item.setData(Qt.ItemDataRole.UserRole, image.id)
             self.gallery_list.addItem(item)
             if image.path not in self._thumb_cache:

@@ -49,14 +49,13 @@ class Composer(QWidget):
     send_requested = Signal(str)
     stop_requested = Signal()
     edit_cancelled = Signal()
-    attachments_changed = Signal()
 
-    def __init__(self, loader: ThumbLoader | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, loader: ThumbLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ComposerFrame")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setAcceptDrops(True)
-        self.loader = loader or ThumbLoader(self)
+        self.loader = loader  # the room's: it shuts it down
         self._attachments: list[Attachment] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 10, 24, 12)
@@ -156,8 +155,6 @@ class Composer(QWidget):
             thumb.removed.connect(self._remove_thumb)
             self.thumb_row.insertWidget(self.thumb_row.count() - 1, thumb)
         self.thumb_scroll.setVisible(bool(self._attachments))
-        if attachments:
-            self.attachments_changed.emit()
 
     def thumbs(self) -> list[ImageThumb]:
         return [self.thumb_row.itemAt(i).widget() for i in range(self.thumb_row.count() - 1)]
@@ -167,7 +164,6 @@ class Composer(QWidget):
         thumb.setParent(None)
         thumb.deleteLater()
         self.thumb_scroll.setVisible(bool(self._attachments))
-        self.attachments_changed.emit()
 
     def clear_attachments(self) -> None:
         for thumb in self.thumbs():
@@ -175,7 +171,6 @@ class Composer(QWidget):
             thumb.deleteLater()
         self._attachments = []
         self.thumb_scroll.setVisible(False)
-        self.attachments_changed.emit()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if mime_has_images(event.mimeData()):
@@ -186,6 +181,3 @@ class Composer(QWidget):
         if found:
             self.add_attachments(found)
             event.acceptProposedAction()
-
-    def shutdown(self) -> None:
-        self.loader.shutdown()
