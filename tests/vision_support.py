@@ -82,3 +82,20 @@ def folder_with_model(folder: Path, *projectors: tuple[str, int]) -> Path:
     for name, width in projectors:
         write_projector(folder / name, width)
     return model
+
+
+TINY_TOWER = dict(image_size=32, patch_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, layer_norm_eps=1e-5, hidden_act="quick_gelu")  # 4 image tokens
+
+
+def write_real_projector(path: Path, width: int = 576, tower: dict | None = None, seed: int = 0) -> Path:
+    """A random CLIP tower + LLaVA projector that llama.cpp's libmtmd loads (engines/vision/mmproj_gguf.py)."""
+    import torch
+
+    from engines.vision.mmproj_gguf import write_mmproj
+    from engines.vision.model import CLIP_MEAN, CLIP_STD, VisionProjector
+
+    tower = tower or TINY_TOWER
+    torch.manual_seed(seed)
+    model = VisionProjector(tower, width).eval()
+    return write_mmproj(path, model.mmproj_state_dict(), tower, CLIP_MEAN, CLIP_STD, name="tiny-random")

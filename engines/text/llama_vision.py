@@ -69,8 +69,14 @@ def make_handler(class_name: str, mmproj: str):
     """An instance of llama-cpp-python's handler ``class_name`` that never fetches URLs; generic-handler subclasses
     render each message as text with the media marker where its images go (templates that expect string contents,
     like SmolLM2's, then work too)."""
-    from llama_cpp import llama_chat_format
+    import ctypes
 
+    from llama_cpp import _logger, llama_chat_format, mtmd_cpp
+
+    # libmtmd logs every image it encodes to stderr; route it through llama-cpp-python's logger (errors only
+    # unless verbose), as llama.cpp's own logs are.
+    mtmd_cpp.mtmd_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     base = getattr(llama_chat_format, class_name)
     extra: dict = {"_load_image": staticmethod(_refuse_url), "load_image": lambda self, url: _refuse_url(url)}
     if issubclass(base, llama_chat_format.MTMDChatHandler):
@@ -185,7 +191,8 @@ def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: 
             if "exceeds n_ctx" in str(exc):
                 raise ContextOverflowError(f"The conversation with its images does not fit the {backend.n_ctx}-token "
                                            f"context ({exc}).", hint="Send fewer images, or load the model with a longer context.") from exc
-            raise RequestError(f"llama.cpp could not read the images: {exc}.", hint="Send PNG or JPEG images.") from exc
+            raise RequestError(f"llama.cpp could not take the conversation with its images: {exc}.",
+                               hint="Send fewer or smaller images (PNG or JPEG).") from exc
         n_prompt = llm.n_tokens  # the handler has evaluated the prompt (text and images) before returning the stream
         try:
             for index, chunk in enumerate(stream):
