@@ -74,3 +74,19 @@ def test_an_explicit_mmproj_for_another_model_names_both_files(engine, paired, t
     assert "64-wide" in str(err.value) and "576 wide" in str(err.value)
     loaded = engine.load(LoadRequest(model="default", mmproj=str(paired.parent / "mmproj-tiny-f32.gguf"), context_length=512))
     assert loaded.vision
+
+
+def test_the_bundled_vision_entry_pairs_smollm2_with_the_resource_mmproj(engine, paired, monkeypatch):
+    from engines.models import registry
+
+    # The real file comes from tools/train_vision_model.py; any projector that fits SmolLM2 exercises the entry.
+    monkeypatch.setattr(registry, "VISION_ASSET", (str(paired.parent / "mmproj-tiny-f32.gguf"),))
+    entries, errors = registry.scan_models([], include_hf_cache=False)
+    vision = [e for e in entries if e.id == "default-vision"]
+    assert [e.id for e in entries] == ["default", "default-vision"] and errors == []
+    assert vision[0].vision and vision[0].path == entries[0].path and vision[0].mmproj.endswith("mmproj-tiny-f32.gguf")
+    loaded = engine.load(LoadRequest(model="default-vision", context_length=512))
+    assert loaded.id == "default-vision" and loaded.info["vision_handler"] == "MTMDChatHandler"
+    result = ask(engine, loaded.id, [{"type": "image", "data": png_bytes()}, {"type": "text", "text": "Describe it."}])[-1]
+    assert isinstance(result, Result) and result.data["images"] == 1
+    engine.unload("default-vision")
