@@ -158,10 +158,9 @@ def wire_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: CancelToken) -> Iterator[Event]:
-    """One reply to a conversation holding images (``request.messages`` already decoded). Owner thread only."""
-    from engines.text.llama_backend import output_grammar
-
+def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: CancelToken, grammar=None) -> Iterator[Event]:
+    """One reply to a conversation holding images (``request.messages`` already decoded), constrained by ``grammar``
+    (a response_format's). Owner thread only."""
     if request.tools and request.tool_choice != "none" or request.logprobs is not None:
         raise RequestError("Tool calls and logprobs are not available in a conversation with images.",
                            hint="Leave 'tools' and 'logprobs' out, or ask without images.")
@@ -186,7 +185,7 @@ def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: 
                 temperature=request.temperature, top_p=request.top_p, top_k=request.top_k, min_p=request.min_p,
                 repeat_penalty=request.repeat_penalty, seed=request.seed, stop=list(request.stop),
                 presence_penalty=request.presence_penalty, frequency_penalty=request.frequency_penalty,
-                grammar=output_grammar(request))
+                grammar=grammar)
         except ValueError as exc:
             if "exceeds n_ctx" in str(exc):
                 raise ContextOverflowError(f"The conversation with its images does not fit the {backend.n_ctx}-token "
