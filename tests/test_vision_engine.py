@@ -12,7 +12,7 @@ from engines.core.errors import ContextOverflowError, ModelFileError, RequestErr
 from engines.core.events import Result, Token
 from engines.text.images import MAX_SIDE, decode_image, decode_messages
 from engines.text.request import ChatRequest, LoadRequest
-from tests.vision_support import build_tiny_llava, folder_with_model, png_bytes, write_projector
+from tests.vision_support import build_tiny_idefics3, build_tiny_llava, folder_with_model, png_bytes, write_projector
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -185,6 +185,22 @@ def test_a_transformers_llava_folder_sees_images_and_streams(llava):
         engine.close()
 
 
+def test_a_smolvlm_style_idefics3_folder_sees_images_too(tmp_path):
+    from engines.text.engine import TextEngine
+
+    folder = build_tiny_idefics3(tmp_path / "tiny-idefics3")
+    engine = TextEngine()
+    try:
+        loaded = engine.load(LoadRequest(model=str(folder)))
+        assert loaded.vision
+        _, result = _ask(engine, loaded.id, [{"type": "image", "data": png_bytes((50, 20))}, {"type": "text", "text": "Hi"}])
+        _, text_only = _ask(engine, loaded.id, "Hi")
+        # <fake_token_around_image><global-img>, 4 <image> tokens, <fake_token_around_image>, and the newline.
+        assert result.data["prompt_tokens"] - text_only.data["prompt_tokens"] == 8
+    finally:
+        engine.close()
+
+
 def test_too_many_images_for_the_context(llava):
     from engines.text.engine import TextEngine
 
@@ -222,3 +238,12 @@ def test_a_text_only_model_given_an_image_says_which_models_can_see(llava, heart
         assert isinstance(_ask(engine, loaded.id, [{"type": "text", "text": "Hello"}])[1], Result)  # text parts still work
     finally:
         engine.close()
+
+
+def test_selftest_reports_a_missing_bundled_vision_model(monkeypatch):
+    from engines import selftest
+    from engines.models import registry
+
+    monkeypatch.setattr(registry, "VISION_ASSET", ("assets", "vision-default", "no-such-mmproj.gguf"))
+    with pytest.raises(selftest.CheckFailed, match="no-such-mmproj.gguf is missing from this build"):
+        selftest.check_vision(host=None)

@@ -82,3 +82,48 @@ def folder_with_model(folder: Path, *projectors: tuple[str, int]) -> Path:
     for name, width in projectors:
         write_projector(folder / name, width)
     return model
+
+
+TINY_TOWER = dict(image_size=32, patch_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, layer_norm_eps=1e-5, hidden_act="quick_gelu")  # 4 image tokens
+
+
+def write_real_projector(path: Path, width: int = 576, tower: dict | None = None, seed: int = 0) -> Path:
+    """A random CLIP tower + LLaVA projector that llama.cpp's libmtmd loads (engines/vision/mmproj_gguf.py)."""
+    import torch
+
+    from engines.vision.mmproj_gguf import write_mmproj
+    from engines.vision.model import CLIP_MEAN, CLIP_STD, VisionProjector
+
+    tower = tower or TINY_TOWER
+    torch.manual_seed(seed)
+    model = VisionProjector(tower, width).eval()
+    return write_mmproj(path, model.mmproj_state_dict(), tower, CLIP_MEAN, CLIP_STD, name="tiny-random")
+
+
+def build_tiny_idefics3(folder: Path, seed: int = 0) -> Path:
+    """An Idefics3 (SmolVLM's architecture: SigLIP-style tower 32x32 px / 8 px patches, pixel shuffle by 2, 2-layer
+    Llama) with random weights and its processor; one image is 4 <image> tokens between its wrapper tokens."""
+    import torch
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor,
+                              Idefics3VisionConfig, LlamaConfig)
+
+    torch.manual_seed(seed)
+    tokenizer = build_bpe_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": [
+        "<|im_start|>", "<|im_end|>", "<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]})
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    vision = Idefics3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                  image_size=32, patch_size=8)
+    config = Idefics3Config(text_config=text, vision_config=vision, scale_factor=2, pad_token_id=tokenizer.pad_token_id,
+                            image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    model = Idefics3ForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(folder, safe_serialization=True)
+    image_processor = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 32},
+                                             max_image_size={"longest_edge": 32})
+    Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                      chat_template=LLAVA_TEMPLATE).save_pretrained(folder)
+    return folder

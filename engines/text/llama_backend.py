@@ -104,7 +104,7 @@ class LlamaBackend:
         if has_images(request.messages):
             from engines.text.llama_vision import generate_with_images
 
-            yield from generate_with_images(self, request, cancel)
+            yield from generate_with_images(self, request, cancel, output_grammar(request))
             return
         timer = ReplyTimer()
         dropped = 0

@@ -69,8 +69,14 @@ def make_handler(class_name: str, mmproj: str):
     """An instance of llama-cpp-python's handler ``class_name`` that never fetches URLs; generic-handler subclasses
     render each message as text with the media marker where its images go (templates that expect string contents,
     like SmolLM2's, then work too)."""
-    from llama_cpp import llama_chat_format
+    import ctypes
 
+    from llama_cpp import _logger, llama_chat_format, mtmd_cpp
+
+    # libmtmd logs every image it encodes to stderr; route it through llama-cpp-python's logger (errors only
+    # unless verbose), as llama.cpp's own logs are.
+    mtmd_cpp.mtmd_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     base = getattr(llama_chat_format, class_name)
     extra: dict = {"_load_image": staticmethod(_refuse_url), "load_image": lambda self, url: _refuse_url(url)}
     if issubclass(base, llama_chat_format.MTMDChatHandler):
@@ -152,10 +158,9 @@ def wire_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: CancelToken) -> Iterator[Event]:
-    """One reply to a conversation holding images (``request.messages`` already decoded). Owner thread only."""
-    from engines.text.llama_backend import output_grammar
-
+def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: CancelToken, grammar=None) -> Iterator[Event]:
+    """One reply to a conversation holding images (``request.messages`` already decoded), constrained by ``grammar``
+    (a response_format's). Owner thread only."""
     if request.tools and request.tool_choice != "none" or request.logprobs is not None:
         raise RequestError("Tool calls and logprobs are not available in a conversation with images.",
                            hint="Leave 'tools' and 'logprobs' out, or ask without images.")
@@ -180,12 +185,13 @@ def generate_with_images(backend: "LlamaBackend", request: ChatRequest, cancel: 
                 temperature=request.temperature, top_p=request.top_p, top_k=request.top_k, min_p=request.min_p,
                 repeat_penalty=request.repeat_penalty, seed=request.seed, stop=list(request.stop),
                 presence_penalty=request.presence_penalty, frequency_penalty=request.frequency_penalty,
-                grammar=output_grammar(request))
+                grammar=grammar)
         except ValueError as exc:
             if "exceeds n_ctx" in str(exc):
                 raise ContextOverflowError(f"The conversation with its images does not fit the {backend.n_ctx}-token "
                                            f"context ({exc}).", hint="Send fewer images, or load the model with a longer context.") from exc
-            raise RequestError(f"llama.cpp could not read the images: {exc}.", hint="Send PNG or JPEG images.") from exc
+            raise RequestError(f"llama.cpp could not take the conversation with its images: {exc}.",
+                               hint="Send fewer or smaller images (PNG or JPEG).") from exc
         n_prompt = llm.n_tokens  # the handler has evaluated the prompt (text and images) before returning the stream
         try:
             for index, chunk in enumerate(stream):
