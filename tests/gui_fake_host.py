@@ -43,7 +43,8 @@ def _entry(id: str, name: str, quantization: str, parameters: int, total_bytes: 
 MODELS = [
     _entry("default", "SmolLM2-135M-Instruct (fake)", "Q4_1", 135_000_000, 180 * 1024 ** 2, "bundled"),
     _entry("/models/huge-70b.Q4_K_M.gguf", "Huge-70B (fake)", "Q4_K_M", 70_000_000_000, 42 * GIB, "folder"),
-    _entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * 1024 ** 2, "folder"),
+    {**_entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * 1024 ** 2, "folder"),
+     "vision_error": "mmproj-other.gguf projects to 2048 values but broken.gguf embeds 576"},
     _entry("/models/sd-tiny.safetensors", "an image checkpoint", "F16", 1_000_000, 10 * 1024 ** 2, "folder", kind="image"),
     _entry("default-vision", "SmolLM2 + Hearth shapes vision (fake)", "Q4_1", 140_000_000, 190 * 1024 ** 2, "bundled", vision=True),
 ]

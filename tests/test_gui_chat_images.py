@@ -56,6 +56,9 @@ def test_attach_by_button_drop_and_paste_then_the_host_gets_image_parts(open_hea
     picker, composer = hearth.chat.model_picker, hearth.chat.composer
     assert picker.combo.currentText().endswith("· vision") and "sees images" in picker.info.text()
     assert "vision" not in picker.combo.itemText(0)
+    picker.combo.setCurrentIndex(2)  # an mmproj that does not fit its model: the registry's reason shows
+    assert "text only: mmproj-other.gguf projects to 2048 values but broken.gguf embeds 576" in picker.info.text()
+    picker.combo.setCurrentIndex(VISION)
 
     monkeypatch.setattr("desktop.widgets.composer.QFileDialog.getOpenFileNames", lambda *a, **k: ([str(red)], ""))
     composer.attach_button.click()
@@ -276,3 +279,16 @@ def test_composer_with_images_fits_the_smallest_window(open_hearth, tmp_path):
         assert button.height() >= button.minimumSizeHint().height() and button.width() >= button.minimumSizeHint().width()
     assert composer.editor.height() == 78 and composer.thumb_scroll.height() >= 60  # neither squeezed by the thumbnails
     assert hearth.chat.message_view.height() > 100  # the conversation still shows
+
+
+def test_pasting_copied_files_attaches_the_images_and_keeps_text_paste(open_hearth, tmp_path):
+    hearth = open_hearth(host=None)
+    composer = hearth.chat.composer
+    copied = QMimeData()  # what a file manager puts on the clipboard for Copy
+    copied.setUrls([QUrl.fromLocalFile(str(_png(tmp_path / "copied.png", "red"))), QUrl.fromLocalFile(str(tmp_path / "a.txt"))])
+    QGuiApplication.clipboard().setMimeData(copied)
+    composer.editor.paste()
+    assert [a.name for a in composer.attachments()] == ["copied.png"] and composer.text() == ""
+    QGuiApplication.clipboard().setText("plain words")
+    composer.editor.paste()
+    assert composer.text() == "plain words" and len(composer.attachments()) == 1

@@ -49,6 +49,8 @@ def model_id(entry: dict) -> str:
 def describe(entry: dict, memory: dict | None, context_length: int | None = None) -> tuple[str, bool]:
     """One line about a model, and whether it fits in the memory that is free."""
     parts = ["sees images"] if entry.get("vision") is True else []
+    if entry.get("vision_error"):  # an mmproj lies beside it but does not fit it: why it cannot see
+        parts.append(f"text only: {entry['vision_error']}")
     for value in (_first(entry, "format"), _first(entry, "quantization", "quant", "dtype")):
         if value:
             parts.append(str(value).upper() if len(str(value)) <= 6 else str(value))
