@@ -7,7 +7,7 @@ import base64
 import httpx
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QImage
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from gui_support import no_leaks, open_hearth  # noqa: F401  (fixtures)
 
@@ -176,7 +176,7 @@ def test_a_saved_conversation_reloads_with_its_images_and_sends_them_again(open_
     thumb = third.chat.message_view.bubbles[0].image_thumbs[0]
     assert thumb.missing and "missing" in thumb.button.toolTip() and "chat-images" in thumb.button.toolTip()
     thumb.button.click()
-    assert thumb.viewer is None
+    assert thumb.viewer is None and "is no longer in" in QToolTip.text()  # a click says why there is nothing to enlarge
     _choose(third, VISION)
     third.send("Still there?")
     third.wait_reply_done()

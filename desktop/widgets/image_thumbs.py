@@ -12,7 +12,7 @@ from pathlib import Path
 import shiboken6
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
-from PySide6.QtWidgets import QDialog, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QLabel, QSizePolicy, QToolButton, QToolTip, QVBoxLayout, QWidget
 
 from desktop.widgets.background import FileWorker
 
@@ -64,7 +64,8 @@ def decode_scaled(source: str | bytes, longest: int) -> tuple[QImage, QSize]:
 
 
 class ThumbLoader(FileWorker):
-    """Scaled images by key, decoded on one background thread and cached (small: thumbnails only)."""
+    """Scaled images by key, decoded on one background thread; thumbnails of files are cached (the newest few hundred)."""
+    CACHED = 400  # about 15 MB of 96 px pixmaps
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, name="chat-thumbs")
@@ -82,6 +83,8 @@ class ThumbLoader(FileWorker):
             pixmap = None if image.isNull() else QPixmap.fromImage(image)  # pixmaps only on the GUI thread
             if pixmap is not None and longest <= 256 and isinstance(source, str):  # files: their key is their path
                 self._cache[(key, longest)] = pixmap
+                if len(self._cache) > self.CACHED:
+                    del self._cache[next(iter(self._cache))]
             on_ready(pixmap, size)
 
         self.submit(lambda: decode_scaled(source, longest), done)
@@ -120,7 +123,6 @@ class ImageThumb(QWidget):
         self.button.setText("missing")
         self.button.setIcon(QPixmap())
         self.button.setToolTip(note)
-        self.button.setEnabled(False)
 
     def _ready(self, pixmap: QPixmap | None, _size: QSize) -> None:
         if not shiboken6.isValid(self):
@@ -135,7 +137,8 @@ class ImageThumb(QWidget):
         return not self.button.icon().isNull()
 
     def enlarge(self) -> None:
-        if self.missing:
+        if self.missing:  # nothing to enlarge: say why at once instead of waiting for a hover
+            QToolTip.showText(self.button.mapToGlobal(self.button.rect().center()), self.button.toolTip(), self.button)
             return
         self.viewer = ImageViewer(self.loader, self.key, self.source, self.name, self.window())
         self.viewer.open()
