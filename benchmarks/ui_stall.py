@@ -2,7 +2,9 @@
 loading and a reply streaming (a 5 ms QTimer probe records the gaps between its ticks).
 
 Runs the real window in this process (offscreen, fresh HEARTH_HOME) against the real engine host
-(``--host fake`` uses the test suite's fake host instead). Prints one JSON object on its last line:
+(``--host fake`` uses the test suite's fake host instead). ``--image`` attaches a 12-megapixel JPEG photo-sized
+image to the question (thumbnail decode, storing it beside the database, base64 for the request) and asks the
+vision model. Prints one JSON object on its last line:
 {"max_stall_ms", "p99_stall_ms", "reply_tokens", ...}; the target is max < 50 ms.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--room", choices=["chat", "image"], default="chat",
                         help="image: three queued generations with the bundled image model, previews every step")
+    parser.add_argument("--image", action="store_true", help="attach a 4000x3000 JPEG to the chat question")
     args = parser.parse_args()
     home = tempfile.TemporaryDirectory()
     os.environ["HEARTH_HOME"] = home.name
@@ -47,6 +50,7 @@ def main() -> None:
     clock = QElapsedTimer()
     clock.start()
     gaps: list[float] = []
+    ends: list[float] = []  # when each gap ended (ms)
     last = [None]
     marks: dict[str, float] = {}
     slow: list[tuple[float, float]] = []  # (when s, gap ms) of the gaps over 20 ms
@@ -55,6 +59,7 @@ def main() -> None:
         now = clock.nsecsElapsed() / 1e6
         if last[0] is not None:
             gaps.append(now - last[0])
+            ends.append(now)
             if now - last[0] > 20:
                 slow.append((round(now / 1000, 3), round(now - last[0], 1)))
         last[0] = now
@@ -67,7 +72,9 @@ def main() -> None:
     window.show()
     marks["window_built_ms"] = clock.nsecsElapsed() / 1e6
     chat = window.chat
-    chat.model_picker.prefer("default", "llama", 4096)
+    chat.model_picker.prefer("default-vision" if args.image else "default", "llama", 4096)
+    photo = _photo(Path(home.name) / "photo.jpg") if args.image else None
+    attached_mb = round(photo.stat().st_size / 1e6, 2) if photo else None
     chat.sampling.presets.apply("Precise")
     chat.sampling.max_tokens.setValue(args.max_tokens)
     outcome: dict = {}
@@ -86,7 +93,29 @@ def main() -> None:
             for _ in range(3):
                 room.generate()
             return
+        if photo is not None:
+            send_photo()
+            return
         chat.send(QUESTION)
+
+    def send_photo() -> None:
+        """Once the model list shows the vision model: attach (its thumbnail decodes meanwhile), then send."""
+        from desktop.widgets.image_thumbs import Attachment
+
+        if chat.model_picker.combo.findData("default-vision") < 0:
+            QTimer.singleShot(20, send_photo)
+            return
+        chat.model_picker.combo.setCurrentIndex(chat.model_picker.combo.findData("default-vision"))
+        start = time.perf_counter()
+        chat.attach([Attachment(photo.name, path=str(photo))])
+        marks["attach_call_ms"] = (time.perf_counter() - start) * 1000
+
+        def go() -> None:
+            begin = time.perf_counter()
+            chat.send("What is in this picture?")
+            marks["send_call_ms"] = (time.perf_counter() - begin) * 1000
+
+        QTimer.singleShot(300, go)
 
     def on_event(_job_id: str, event) -> None:
         if isinstance(event, Result) and "images" in event.data:
@@ -106,7 +135,7 @@ def main() -> None:
     def on_end(*_args) -> None:
         if args.room == "image" and window.image._queue:
             return
-        if not chat.busy and "sent_s" in marks:
+        if not chat.busy and "sent_s" in marks and (photo is None or "send_call_ms" in marks):
             marks.setdefault("reply_done_s", clock.elapsed() / 1000)
             QTimer.singleShot(200, app.quit)  # a few more probe ticks after the last repaint
 
@@ -135,6 +164,8 @@ def main() -> None:
     print(f"{len(gaps)} probe ticks; longest gaps (ms): {[round(g, 1) for g in ordered[-5:]]}; over 20 ms at (s, ms): {slow}")
     print(json.dumps({
         "max_stall_ms": round(worst, 1) if worst is not None else None,
+        "max_stall_after_send_ms": round(max((g for g, e in zip(gaps, ends) if e > marks.get("sent_s", 1e9) * 1000),
+                                             default=0), 1),
         "p99_stall_ms": round(p99, 1) if p99 is not None else None,
         "reply_tokens": outcome.get("reply_tokens"),
         "tokens_per_s": round(outcome["tokens_per_s"], 1) if outcome.get("tokens_per_s") else None,
@@ -142,11 +173,25 @@ def main() -> None:
         "host": args.host,
         "room": args.room,
         "images": outcome.get("images"),
+        "attached_mb": attached_mb,
         **{k: round(v, 3) for k, v in marks.items()},
         "probe_ticks": len(gaps),
         "error": outcome.get("error"),
         "target_max_stall_ms": 50,
     }))
+
+
+def _photo(path: Path) -> Path:
+    """A photo-sized JPEG (smooth gradients plus noise, so it compresses like a photo), made before the probe starts."""
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:3000, 0:4000]
+    rgb = np.stack([x * 255 // 4000, y * 255 // 3000, (x + y) * 255 // 7000], -1) + rng.integers(0, 40, (3000, 4000, 3))
+    pixels = np.ascontiguousarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    QImage(pixels.data, 4000, 3000, 12000, QImage.Format.Format_RGB888).save(str(path), "JPEG", 90)
+    return path
 
 
 if __name__ == "__main__":

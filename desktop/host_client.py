@@ -6,6 +6,8 @@ Every failure comes out as a ``HearthError``: the host's own errors rebuilt with
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any, Iterator
 
 import httpx
@@ -19,6 +21,8 @@ from engines.core.requests.image import ImageRequest
 # loading calls wait without a read timeout; connecting to loopback never takes long.
 _QUICK = httpx.Timeout(30.0, connect=5.0)
 _LONG = httpx.Timeout(None, connect=5.0)
+LONG_STRING = 64 * 1024  # strings longer than this (images as data: URLs) bypass json.dumps; see json_pieces
+PIECE = 1024 * 1024
 
 
 class HostClient:
@@ -94,7 +98,8 @@ class HostClient:
     def stream_events(self, path: str, body: dict, unfinished: str = "the job was finished") -> Iterator[Event]:
         """POST an SSE endpoint (``/hearth/chat``, ``/hearth/explore/page``, ...) and yield its events until ``[DONE]``."""
         try:
-            with self._http.stream("POST", path, json=body, timeout=_LONG) as response:
+            with self._http.stream("POST", path, content=b"".join(json_pieces(body)), headers={"Content-Type": "application/json"},
+                                   timeout=_LONG) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error_from_response(response)
@@ -121,6 +126,38 @@ class HostClient:
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response.json()
+
+
+def json_pieces(body: dict) -> Iterator[bytes]:
+    """``body`` as JSON bytes, in pieces (joined, a plain copy, they make the request body).
+
+    json.dumps encodes a string in one C call that holds the GIL: for a chat message carrying a photo as a data: URL
+    (megabytes) the window's thread would wait tens of ms on this worker. So long strings that JSON carries as they
+    are (printable ASCII without quotes or backslashes: base64 data URLs) are lifted out, the rest is dumped, and
+    the long strings are spliced back in 1 MB pieces.
+    """
+    marker = f"hearth-long-{uuid.uuid4().hex}-"
+    lifted: list[str] = []
+
+    def lift(value):
+        if isinstance(value, dict):
+            return {k: lift(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [lift(v) for v in value]
+        if (isinstance(value, str) and len(value) > LONG_STRING and value.isascii() and value.isprintable()
+                and '"' not in value and "\\" not in value):
+            lifted.append(value)
+            return f"{marker}{len(lifted) - 1}"
+        return value
+
+    small = json.dumps(lift(body))
+    for i, text in enumerate(re.split(f"{marker}(\\d+)", small)):
+        if i % 2 == 0:
+            yield text.encode("utf-8")
+        else:
+            long = lifted[int(text)]
+            for start in range(0, len(long), PIECE):
+                yield long[start:start + PIECE].encode("ascii")
 
 
 def _host_error(base_url: str, exc: Exception, mid_stream: bool = False) -> HostError:

@@ -93,6 +93,8 @@ class MainWindow(QMainWindow):
         self.tune.notified.connect(self.notifications.notify)
         self.tune.status_changed.connect(self.job_label.setText)
         self.tune.chat_requested.connect(self._chat_with_adapter)
+        self.image.chat_requested.connect(self._chat_with_images)
+        self.decode.chat_requested.connect(self._chat_with_images)
         self.tune.model_exported.connect(lambda _file: self.chat.refresh_models(refresh=True))
         self.explore.status_changed.connect(self.job_label.setText)
         self._set_host_state("starting", "Engine host starting…")
@@ -131,6 +133,11 @@ class MainWindow(QMainWindow):
     def _chat_with_adapter(self, adapter: str, base: str) -> None:
         self.show_room("Chat")
         self.chat.chat_with_adapter(adapter, base)
+
+    def _chat_with_images(self, attachments: list) -> None:
+        """A picture from the Image gallery or the Decode figure, attached in Chat's composer."""
+        self.show_room("Chat")
+        self.chat.attach(attachments)
 
     def _set_host_state(self, state: str, text: str) -> None:
         self.host_indicator.setText(f"● {text}")

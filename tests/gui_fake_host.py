@@ -4,6 +4,8 @@ Run as ``python tests/gui_fake_host.py [--parent-pid PID]``: prints the READY li
 models and streams canned replies token by token, honouring /hearth/cancel and the API key.
 Replies: a question about France -> "The capital of France is Paris."; a message with "long"
 -> a long Markdown answer (a few seconds); "fail" -> an Error event; anything else -> an echo.
+Message content may be OpenAI parts (text, image_url with a data: URL): the vision model answers how many
+images it got, a text-only model gets the engine's error, and GET /fake/chat-requests lists what chat received.
 /hearth/decode/run streams the decoding run's stages and a Result with small generated PNGs.
 """
 from __future__ import annotations
@@ -28,20 +30,23 @@ GIB = 1024 ** 3
 
 
 
-def _entry(id: str, name: str, quantization: str, parameters: int, total_bytes: int, source: str, kind: str = "text") -> dict:
+def _entry(id: str, name: str, quantization: str, parameters: int, total_bytes: int, source: str, kind: str = "text",
+           vision: bool = False) -> dict:
     """A ModelEntry.to_dict() as the real host sends it."""
     estimate = {"weights_bytes": total_bytes - 60 * 1024 ** 2, "kv_cache_bytes": 40 * 1024 ** 2, "overhead_bytes": 20 * 1024 ** 2,
                 "total_bytes": total_bytes, "available_bytes": 8 * GIB, "fits": total_bytes < 8 * GIB, "context_length": 4096}
     return {"id": id, "name": name, "path": id, "format": "gguf", "kind": kind, "source": source, "architecture": "llama",
             "parameters": parameters, "quantization": quantization, "context_length": 8192, "size_bytes": total_bytes,
-            "gguf_file": "", "layers": 30, "kv_heads": 3, "head_dim": 64, "estimate": estimate}
+            "gguf_file": "", "layers": 30, "kv_heads": 3, "head_dim": 64, "estimate": estimate, "vision": vision}
 
 
 MODELS = [
     _entry("default", "SmolLM2-135M-Instruct (fake)", "Q4_1", 135_000_000, 180 * 1024 ** 2, "bundled"),
     _entry("/models/huge-70b.Q4_K_M.gguf", "Huge-70B (fake)", "Q4_K_M", 70_000_000_000, 42 * GIB, "folder"),
-    _entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * 1024 ** 2, "folder"),
+    {**_entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * 1024 ** 2, "folder"),
+     "vision_error": "mmproj-other.gguf projects to 2048 values but broken.gguf embeds 576"},
     _entry("/models/sd-tiny.safetensors", "an image checkpoint", "F16", 1_000_000, 10 * 1024 ** 2, "folder", kind="image"),
+    _entry("default-vision", "SmolLM2 + Hearth shapes vision (fake)", "Q4_1", 140_000_000, 190 * 1024 ** 2, "bundled", vision=True),
 ]
 LONG_REPLY = (
     "Here is a longer answer with **Markdown**.\n\n"
@@ -52,6 +57,7 @@ LONG_REPLY = (
 app = FastAPI()
 loaded: dict[str, str] = {}
 cancelled: set[str] = set()
+chat_requests: list[dict] = []
 
 
 @app.middleware("http")
@@ -122,21 +128,51 @@ def _reply_for(text: str) -> tuple[str, float]:
     return f"You said: {text}", TOKEN_DELAY
 
 
+def _text(content) -> str:
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def _images(content) -> list[str]:
+    return [] if isinstance(content, str) else [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
+
+
+@app.get("/fake/chat-requests")
+async def received_chats():
+    return {"requests": chat_requests}
+
+
 @app.post("/hearth/chat")
 async def chat(request: Request):
     body = await request.json()
+    chat_requests.append(body)
     request_id = body.get("request_id", "")
-    user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+    messages = body.get("messages", [])
+    for i, m in enumerate(messages):  # as the real host: data: URLs only
+        for url in _images(m["content"]):
+            if not url.startswith("data:image/"):
+                return JSONResponse({"error": {"kind": "request", "message": f"messages[{i}]: image_url must be a data:image/ URL."}},
+                                    status_code=400)
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    user, seen = _text(last), len(_images(last))
+    entry = next((e for e in MODELS if e["id"] == body.get("model")), {})
+    blind = any(_images(m["content"]) for m in messages) and not entry.get("vision")
 
     async def events():
         def line(data: dict) -> str:
             return f"data: {json.dumps(data)}\n\n"
 
+        if blind:  # the engine's words for a text-only model given an image
+            yield line({"type": "Error", "error": {"kind": "unsupported_model", "message": f"{entry.get('name')} reads text only "
+                        f"and cannot see images. Load a model marked 'vision': {MODELS[-1]['name']}."}})
+            yield "data: [DONE]\n\n"
+            return
         if "fail" in user:
             yield line({"type": "Error", "error": {"kind": "context_overflow", "message": "The conversation does not fit."}})
             yield "data: [DONE]\n\n"
             return
         text, delay = _reply_for(user)
+        if seen:
+            text = f"I see {seen} image{'s' if seen > 1 else ''}. {text}"
         pieces = re.findall(r"\s*\S+|\s+", text)
         start, first, out, finish = time.monotonic(), None, [], "stop"
         for i, piece in enumerate(pieces):
@@ -151,7 +187,7 @@ async def chat(request: Request):
             out.append(piece)
             yield line({"type": "Token", "text": piece, "index": i})
         total = time.monotonic() - start
-        data = {"text": "".join(out), "prompt_tokens": sum(len(m["content"].split()) for m in body.get("messages", [])),
+        data = {"text": "".join(out), "prompt_tokens": sum(len(_text(m["content"]).split()) for m in messages),
                 "completion_tokens": len(out), "ttft_s": first or 0.0, "tokens_per_s": len(out) / total if total else 0.0,
                 "total_s": total, "dropped_messages": 0}
         yield line({"type": "Result", "finish_reason": finish, "data": data})

@@ -12,7 +12,7 @@ from gui_support import no_leaks, open_hearth  # noqa: F401  (fixtures)
 def test_reply_streams_with_stats_and_persists(open_hearth):
     hearth = open_hearth("fake")
     hearth.wait_ready()
-    hearth.qtbot.waitUntil(lambda: hearth.chat.model_picker.combo.count() == 3)
+    hearth.qtbot.waitUntil(lambda: hearth.chat.model_picker.combo.count() == 4)
     picker = hearth.chat.model_picker
     assert "Q4_1" in picker.info.text() and "135M params" in picker.info.text()
     assert "needs ~180 MB of 8.0 GB available" in picker.info.text()
@@ -81,7 +81,7 @@ def test_escape_stops_and_next_send_works(open_hearth):
 def test_bad_model_and_bad_request_are_notifications(open_hearth):
     hearth = open_hearth("fake")
     hearth.wait_ready()
-    hearth.qtbot.waitUntil(lambda: hearth.chat.model_picker.combo.count() == 3)
+    hearth.qtbot.waitUntil(lambda: hearth.chat.model_picker.combo.count() == 4)
     hearth.chat.model_picker.combo.setCurrentIndex(2)
     hearth.send("hello")
     hearth.wait_reply_done()

@@ -3,6 +3,8 @@
 The room binds to the session's store (SQLite, light enough for the GUI thread), the host
 manager (ready/crashed) and the job runner (everything that talks to the host). A reply streams
 into the last bubble at most ~30 times a second; it is saved when it ends, however it ends.
+Images attached to a message are stored as files (engines/store/chat_images.py) when it is sent, and
+go to the host as OpenAI content parts with data: URLs, read and encoded on the job's worker thread.
 """
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
+from engines.store.chat_images import ChatImage, ChatImageStore
 from engines.store.conversations import Conversation, Message
-from engines.core.errors import HearthError, HostError
+from engines.core.errors import HearthError, HostError, RequestError
 from engines.core.events import Log, Progress, Result, Token
 from engines.store.labels import LabelStore
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.composer import Composer
+from desktop.widgets.background import FileWorker
 from desktop.widgets.conversation_list import ConversationList
+from desktop.widgets.image_thumbs import Attachment, ImageThumb, ThumbLoader
 from desktop.widgets.message_view import MessageBubble, MessageView
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.sampling_panel import DEFAULT_SAMPLING, DEFAULT_SYSTEM_PROMPT, SamplingPanel, SystemPromptPanel
@@ -71,6 +76,7 @@ class ChatRoom(QWidget):
         self._editing: Message | None = None
         self._applying = False
         self._search = ""
+        self._storing = False  # a message's images are being stored before it goes
 
         self._build()
         self._restore()
@@ -111,13 +117,16 @@ class ChatRoom(QWidget):
         top_row.setContentsMargins(0, 0, 0, 0)
         top_row.addWidget(self.model_picker, 1)
         top_layout.addLayout(top_row)
+        self.thumbs = ThumbLoader(self)
+        self._files = FileWorker(self, name="chat-files")
         self.message_view = MessageView()
+        self.message_view.image_thumb = self._message_thumb
         self.message_view.edit_requested.connect(self._begin_edit)
         self.message_view.regenerate_requested.connect(self.regenerate)
         self.labels = LabelStore(self.session.db)
         self.message_view.thumb_state = self.labels.chat_thumbs
         self.message_view.thumb_requested.connect(self.thumb_reply)
-        self.composer = Composer()
+        self.composer = Composer(self.thumbs)
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
         self.composer.edit_cancelled.connect(lambda: self._end_edit(clear=True))
@@ -184,7 +193,7 @@ class ChatRoom(QWidget):
     # ------------------------------------------------------------------ host state
     @property
     def busy(self) -> bool:
-        return self.reply is not None
+        return self.reply is not None or self._storing
 
     def _on_host_ready(self, _base_url: str, _key: str) -> None:
         self.model_picker.set_available(True)
@@ -373,28 +382,79 @@ class ChatRoom(QWidget):
         if self.conversation:
             self.store.update(self.conversation.id, system_prompt=prompt, settings=values)
 
+    # ------------------------------------------------------------------ images
+    def attach(self, attachments: list[Attachment]) -> None:
+        """Put images in the composer (the Image room's and the Decode room's "Send to Chat")."""
+        self.composer.add_attachments(attachments)
+        self.composer.editor.setFocus()
+
+    def _message_thumb(self, image: ChatImage) -> ImageThumb:
+        images = self.store.images
+        path = str(images.path(image)) if images.exists(image) else None
+        note = (f"{image.name or 'This image'} is missing: {image.file or 'its file'} is no longer in {images.folder} "
+                "(deleted or moved). The model gets a note instead; attach it again to show it.")
+        return ImageThumb(self.thumbs, path or image.file, path, image.name or image.file, 96, missing_note=note)
+
+    def _vision_refusal(self) -> str:
+        """Why the chosen model cannot take images ("" when it can, or when the registry does not say)."""
+        entry = self.model_picker.current_entry() or {}
+        if entry.get("vision") is False:  # an entry without the flag: the host decides, and says so if not
+            name = entry.get("name") or entry.get("id") or "This model"
+            return (f"{name} is text-only: it cannot see images. Choose a model marked “vision” in the model list, "
+                    "or remove the images. Your message and images are still in the composer.")
+        return ""
+
     # ------------------------------------------------------------------ sending
     def send(self, text: str) -> None:
-        if self.busy or not self.host.is_ready or not text.strip():
+        attachments = self.composer.attachments()
+        if self.busy or not self.host.is_ready or not (text.strip() or attachments):
             return
+        if attachments and (refusal := self._vision_refusal()):
+            self.notified.emit("error", refusal)
+            return
+        if not attachments:
+            self._send(text, [])
+            return
+        # Reading, hashing and writing a photo takes tens of ms: on the file thread, then the send goes on here.
+        # Stored before an edit truncates the conversation, so a bad image loses nothing.
+        self._storing = True
+        self._update_composer()
+        images = self.store.images
+
+        def stored(result, error) -> None:
+            self._storing = False
+            if error is not None:
+                self.notified.emit("error", str(error) if isinstance(error, HearthError)
+                                   else f"Could not store the images in {images.folder}: {error}")
+                self._update_composer()
+                return
+            self._send(text, result)
+
+        self._files.submit(lambda: store_attachments(attachments, images), stored)
+
+    def _send(self, text: str, images: list[ChatImage]) -> None:
         if self._save_panels_timer.isActive():
             self._save_panels_timer.stop()
             self._save_panels()
         if self.conversation is None:
             self.new_conversation()
         conv = self.conversation
-        if self._editing is not None:
-            self.store.truncate_from(conv.id, self._editing.id)
+        edited = self._editing is not None
+        if edited:
+            self.store.truncate_from(conv.id, self._editing.id, prune=False)  # the images may be coming back
             bubble = next((b for b in self.message_view.bubbles if b.message.id == self._editing.id), None)
             if bubble:
                 self.message_view.remove_from(bubble)
             self._end_edit(clear=False)
         if not self.store.get(conv.id).messages and conv.title == "New chat":
-            conv.title = _title_from(text)
+            conv.title = _title_from(text or "Picture: " + ", ".join(i.name for i in images))
             self.store.rename(conv.id, conv.title)
-        message = self.store.add_message(conv.id, "user", text)
+        message = self.store.add_message(conv.id, "user", text, images=images)
+        if edited:
+            self.store.prune_images()  # what the edit dropped and did not bring back
         self.message_view.add_message(message)
         self.composer.set_text("")
+        self.composer.clear_attachments()
         self._start_reply()
         # The list shows the new title a moment later: refreshing it here would lengthen the
         # one GUI-thread block that sending is (measured by benchmarks/ui_stall.py).
@@ -432,14 +492,24 @@ class ChatRoom(QWidget):
         else:
             model = self.loaded["model"] if self.loaded else requested
         system = self.system_prompt.text().strip()
-        messages = [{"role": "system", "content": system}] if system else []
-        messages += [{"role": m.role, "content": m.content} for m in conv.messages if m.content and m.role != "system"]
+        history = [Message("system", system)] if system else []
+        history += [m for m in conv.messages if (m.content or m.images) and m.role != "system"]
+        missing = sum(not self.store.images.exists(i) for m in history for i in m.images)
+        if missing:
+            self.notified.emit("warning", f"{missing} image(s) of this conversation are missing from {self.store.images.folder}; "
+                                          "the model gets a note in their place.")
         sampling = self.sampling.values()
-        body = {"request_id": uuid.uuid4().hex, "model": model, "messages": messages,
+        body = {"request_id": uuid.uuid4().hex, "model": model, "messages": [],
                 **{k: v for k, v in sampling.items() if v is not None}, "conversation_id": str(conv.id)}
         self.store.update(conv.id, model=requested)
         bubble = self.message_view.add_message(Message("assistant", ""))
-        job = Job("text", lambda c: c.stream_chat(body), label="Generating reply", request_id=body["request_id"])
+        images = self.store.images
+
+        def run(client):  # on the job's worker thread: reading and base64-encoding images never stalls the window
+            body["messages"] = [request_message(m, images) for m in history]
+            return client.stream_chat(body)
+
+        job = Job("text", run, label="Generating reply", request_id=body["request_id"])
         self.reply = _Reply(job.id, body["request_id"], conv.id, requested, bubble)
         self._submit("reply", job)
         self._update_composer()
@@ -465,12 +535,16 @@ class ChatRoom(QWidget):
             return
         self._editing = message
         self.composer.set_text(message.content)
+        self.composer.clear_attachments()
+        self.composer.add_attachments([Attachment(i.name or i.file, path=str(self.store.images.path(i)))
+                                       for i in message.images if self.store.images.exists(i)])
         self.composer.set_editing(True)
         self.composer.editor.setFocus()
 
     def _end_edit(self, clear: bool) -> None:
         if self._editing is not None and clear:
             self.composer.set_text("")
+            self.composer.clear_attachments()
         self._editing = None
         self.composer.set_editing(False)
 
@@ -585,6 +659,8 @@ class ChatRoom(QWidget):
     def shutdown(self) -> None:
         """Keep what was streaming (marked interrupted) and the layout, before the host goes away."""
         self.model_picker.adapter.shutdown()
+        self.thumbs.shutdown()
+        self._files.shutdown()
         self._save_panels_timer.stop()
         self._save_panels()
         self.settings.set("chat.splitter", bytes(self.splitter.saveState().toBase64()).decode("ascii"))
@@ -593,6 +669,34 @@ class ChatRoom(QWidget):
             self._repaint_timer.stop()
             self._jobs.pop(reply.job_id, None)
             self._save_reply(reply, {**reply.meta, "interrupted": True, "error": "Hearth was closed during the reply"})
+
+
+def store_attachments(attachments: list[Attachment], images: ChatImageStore) -> list[ChatImage]:
+    """The composer's images stored beside the database (on the file thread); a HearthError naming the one that failed."""
+    stored = []
+    for attachment in attachments:
+        try:
+            data = attachment.read()
+        except OSError as exc:
+            raise RequestError(f"Cannot read {attachment.path or attachment.name}: {exc.strerror or exc}.",
+                               hint="Remove it from the message or attach it again.") from exc
+        stored.append(images.add(data, attachment.name))
+    return stored
+
+
+def request_message(message: Message, images: ChatImageStore) -> dict:
+    """A message as the host takes it: plain text, or OpenAI content parts (images as data: URLs, then the text)."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts = []
+    for image in message.images:
+        if images.exists(image):
+            parts.append({"type": "image_url", "image_url": {"url": images.data_url(image)}})
+        else:
+            parts.append({"type": "text", "text": f"[An image ({image.name or 'unnamed'}) was here; its file is missing.]"})
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return {"role": message.role, "content": parts}
 
 
 def _load_key(model: str | None, adapter: str) -> str:

@@ -8,9 +8,10 @@ export helpers.
 """
 from __future__ import annotations
 
+import base64
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QAction, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QTabWidget, QVBoxLayout,
     QWidget,
@@ -29,6 +30,7 @@ from desktop.rooms.decode_views.sweep import SweepPlot
 from desktop.session import Session
 from desktop.widgets.panels import muted, side_scroll
 from desktop.widgets.plots import warm_up
+from desktop.widgets.image_thumbs import Attachment
 
 EXPLAINER = (
     "Hearth simulates how a visual cortex would respond to each image (the <b>fMRI pattern</b>), learns a linear map "
@@ -46,6 +48,7 @@ CAPTION = ("Oracle: the true features through the same pipeline, the ceiling. Sh
 class DecodeRoom(QWidget):
     notified = Signal(str, str)  # level, text
     status_changed = Signal(str)
+    chat_requested = Signal(list)  # [Attachment]: "Send to Chat" on the figure
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +96,8 @@ class DecodeRoom(QWidget):
                                                toolTip="metrics as JSON or CSV")
         self.export_button = QPushButton("Export folder…", clicked=self.export_folder_dialog, enabled=False,
                                          toolTip="metrics.json, metrics.csv and figure.png into one folder (as the CLI writes)")
+        self.chat_button = QPushButton("Send figure to Chat", clicked=self.send_to_chat, enabled=False,
+                                       toolTip="Attach the figure to a Chat message, to ask a model that can see about it")
         self.export_note = muted(selectable=True)
 
         run_card = Card("Run")
@@ -109,6 +114,7 @@ class DecodeRoom(QWidget):
         export_row.addWidget(self.save_metrics_button)
         export_card.body.addLayout(export_row)
         export_card.body.addWidget(self.export_button)
+        export_card.body.addWidget(self.chat_button)
         export_card.body.addWidget(self.export_note)
 
         side = QWidget(objectName="DecodeControls")
@@ -124,6 +130,8 @@ class DecodeRoom(QWidget):
 
         # right: the figure on top; the metrics, the sweep and how to read them below
         self.figure = FigureGrid()
+        self.figure.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.figure.addAction(QAction("Send to Chat", self.figure, triggered=self.send_to_chat))
         figure_card = Card("Figure")
         figure_card.body.addWidget(self.figure, 1)
         figure_card.body.addWidget(muted(CAPTION))
@@ -258,7 +266,7 @@ class DecodeRoom(QWidget):
         self.cancel_button.setEnabled(self.running)
         self.controls.setEnabled(not self.running)
         has = self.result is not None
-        for button in (self.save_figure_button, self.save_metrics_button, self.export_button):
+        for button in (self.save_figure_button, self.save_metrics_button, self.export_button, self.chat_button):
             button.setEnabled(has)
 
     def _show_error(self, message: str) -> None:
@@ -280,6 +288,11 @@ class DecodeRoom(QWidget):
         self._update_buttons()
 
     # -- export ----------------------------------------------------------
+    def send_to_chat(self) -> None:
+        if self.result is not None and self.result.get("figure_png"):
+            data = base64.b64decode(self.result["figure_png"])
+            self.chat_requested.emit([Attachment("decode-figure.png", data=data)])
+
     def save_figure_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save figure", "decode-figure.png", "PNG image (*.png)")
         if path:

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
     QListWidgetItem, QMenu, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QToolButton,
@@ -26,6 +26,7 @@ from desktop.job_router import JobRouter
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.background import FileWorker
+from desktop.widgets.image_thumbs import Attachment
 from desktop.widgets.panels import eliding, side_scroll
 
 PREVIEW_MS = 100
@@ -112,6 +113,7 @@ class MaskCanvas(QLabel):
 class ImageRoom(QWidget):
     notified = Signal(str, str)  # level, text
     status_changed = Signal(str)
+    chat_requested = Signal(list)  # [Attachment]: "Send to Chat" on a gallery image
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -224,15 +226,15 @@ class ImageRoom(QWidget):
         self.gallery_list = QListWidget(viewMode=QListWidget.ViewMode.IconMode, iconSize=QSize(THUMB, THUMB),
                                         resizeMode=QListWidget.ResizeMode.Adjust, movement=QListWidget.Movement.Static)
         self.gallery_list.itemDoubleClicked.connect(lambda item: self.reuse(item.data(Qt.ItemDataRole.UserRole)))
-        # Reuse is a button; the other actions sit in its menu and in the gallery's context menu, so the
-        # gallery column stays narrow enough for the window's minimum size.
-        self.gallery_menu = QMenu(self)
-        for text, slot in (("To img2img", lambda: self.send_to("img2img")), ("To inpaint", lambda: self.send_to("inpaint")),
+        # Reuse is a button; every action is in the gallery's right-click menu and under "More ▾" (a row of six
+        # buttons would not fit the window's minimum size).
+        for text, slot in (("Reuse", lambda: self.reuse(self._selected())), ("To img2img", lambda: self.send_to("img2img")),
+                           ("To inpaint", lambda: self.send_to("inpaint")), ("Send to Chat", self.send_to_chat),
                            ("Open folder", self.open_folder), ("Delete", self.delete_selected)):
-            self.gallery_menu.addAction(text, slot)
-        self.gallery_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.gallery_list.customContextMenuRequested.connect(
-            lambda pos: self.gallery_list.itemAt(pos) and self.gallery_menu.exec(self.gallery_list.viewport().mapToGlobal(pos)))
+            self.gallery_list.addAction(QAction(text, self.gallery_list, triggered=slot))
+        self.gallery_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.gallery_menu = QMenu(self)
+        self.gallery_menu.addActions(self.gallery_list.actions()[1:])
         more = QPushButton("More ▾")
         more.setMenu(self.gallery_menu)
         actions = QHBoxLayout()
@@ -312,7 +314,7 @@ class ImageRoom(QWidget):
         missing: dict[int, str] = {}
         for image in self.gallery.list(self.search.text(), self.model_filter.text(), limit=300):
             item = QListWidgetItem(self._thumb_cache.get(image.path, QIcon()), image.prompt[:28])
-            item.setToolTip(f"{image.prompt}\nseed {image.seed} · {image.model}")
+            item.setToolTip(f"{image.prompt}\nseed {image.seed} · {image.model}\nRight-click: Send to Chat, img2img, …")
             item.setData(Qt.ItemDataRole.UserRole, image.id)
             self.gallery_list.addItem(item)
             if image.path not in self._thumb_cache:
@@ -373,6 +375,16 @@ class ImageRoom(QWidget):
         self.mode.setCurrentText(mode)
         self.init_path.setText(image.path)
         self.canvas.set_image(image.path)
+
+    def send_to_chat(self) -> None:
+        """The selected gallery image into the Chat room's composer, to ask a model that can see about it."""
+        image = self.gallery.get(self._selected()) if self._selected() is not None else None
+        if image is None:
+            return
+        if not Path(image.path).is_file():
+            self.notified.emit("error", f"{image.path} is gone (moved or deleted), so it cannot go to Chat.")
+            return
+        self.chat_requested.emit([Attachment(Path(image.path).name, path=image.path)])
 
     def open_folder(self) -> None:
         image = self.gallery.get(self._selected()) if self._selected() is not None else None

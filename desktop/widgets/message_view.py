@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
+from engines.store.chat_images import ChatImage
 from engines.store.conversations import Message
 from engines.core.resources import resource
 from desktop.widgets.palette import CODE_BACKGROUND, EDGE
@@ -103,7 +104,8 @@ class MessageBubble(QFrame):
     regenerate_requested = Signal()
     thumb_requested = Signal(object, object)  # Message, True (up) | False (down) | None (cleared)
 
-    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
+    def __init__(self, message: Message, parent: QWidget | None = None,
+                 image_thumb: Callable[[ChatImage], QWidget] | None = None) -> None:
         super().__init__(parent)
         self.message = message
         self.setObjectName("Bubble")
@@ -136,6 +138,16 @@ class MessageBubble(QFrame):
             button.setEnabled(message.id is not None)
             header.addWidget(button)
         layout.addLayout(header)
+
+        self.image_thumbs: list[QWidget] = []
+        if message.images and image_thumb is not None:
+            row = QHBoxLayout()
+            row.setSpacing(6)
+            self.image_thumbs = [image_thumb(image) for image in message.images]
+            for thumb in self.image_thumbs:
+                row.addWidget(thumb)
+            row.addStretch(1)
+            layout.addLayout(row)
 
         self.body = MarkdownView(self)
         layout.addWidget(self.body)
@@ -172,6 +184,7 @@ class MessageBubble(QFrame):
     def set_text(self, text: str) -> None:
         self.message.content = text
         self.body.set_markdown(text if text else "…")
+        self.body.setVisible(bool(text) or not self.image_thumbs)  # a picture sent without words has no "…" under it
 
     def set_meta(self, meta: dict) -> None:
         self.message.meta = dict(meta)
@@ -254,6 +267,7 @@ class MessageView(QScrollArea):
 
         self.bubbles: list[MessageBubble] = []
         self.thumb_state: Callable[[Iterable[int]], dict[int, bool]] | None = None  # message ids -> thumbs given
+        self.image_thumb: Callable[[ChatImage], QWidget] | None = None  # a message image's thumbnail
         self._stick_to_bottom = True
         self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
@@ -273,7 +287,7 @@ class MessageView(QScrollArea):
         self._update_actions()
 
     def add_message(self, message: Message) -> MessageBubble:
-        bubble = MessageBubble(message, self._column)
+        bubble = MessageBubble(message, self._column, self.image_thumb)
         bubble.edit_requested.connect(self.edit_requested)
         bubble.regenerate_requested.connect(self.regenerate_requested)
         bubble.thumb_requested.connect(self.thumb_requested)

@@ -48,7 +48,9 @@ def model_id(entry: dict) -> str:
 
 def describe(entry: dict, memory: dict | None, context_length: int | None = None) -> tuple[str, bool]:
     """One line about a model, and whether it fits in the memory that is free."""
-    parts = []
+    parts = ["sees images"] if entry.get("vision") is True else []
+    if entry.get("vision_error"):  # an mmproj lies beside it but does not fit it: why it cannot see
+        parts.append(f"text only: {entry['vision_error']}")
     for value in (_first(entry, "format"), _first(entry, "quantization", "quant", "dtype")):
         if value:
             parts.append(str(value).upper() if len(str(value)) <= 6 else str(value))
@@ -170,7 +172,8 @@ class ModelPicker(QWidget):
         for entry in self._entries:
             label = str(_first(entry, "name", "id") or model_id(entry))
             source = entry.get("source")
-            self.combo.addItem(f"{label}  ({source})" if source else label, model_id(entry))
+            label = f"{label}  ({source})" if source else label
+            self.combo.addItem(f"{label}  · vision" if entry.get("vision") is True else label, model_id(entry))
         index = self.combo.findData(keep)
         if index < 0 and keep and keep == self.adapter.current_base():
             self.combo.addItem(Path(keep).name, keep)  # the chosen adapter's base, outside the scanned folders

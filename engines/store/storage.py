@@ -122,6 +122,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX usage_by_created ON usage(created);
     """,
+    # 5: images attached to chat messages (engines/store/chat_images.py keeps the files, named by content)
+    """
+    CREATE TABLE message_images (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (message_id, position)
+    );
+    CREATE INDEX message_images_by_file ON message_images(file);
+    """,
 ]
 
 
