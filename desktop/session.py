@@ -26,7 +26,7 @@ class Session(QObject):
 
     def start_host(self) -> None:
         self.host.start()
-        self.runner.prepare(("text", "host", "image.generate", "image.host"))
+        self.runner.prepare(("chat.text", "chat.host", "image.generate", "image.host"))
 
     def shutdown(self) -> None:
         """Stop jobs, then the host (which ends any stream still open), then join the workers."""

@@ -23,6 +23,7 @@ from engines.store.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError, RequestError
 from engines.core.events import Log, Progress, Result, Token
 from engines.store.labels import LabelStore
+from desktop.job_router import JobRouter
 from desktop.jobs import Job
 from desktop.session import Session
 from desktop.widgets.composer import Composer
@@ -36,12 +37,6 @@ from desktop.widgets.panels import SideToggle, side_scroll
 
 REPAINT_MS = 33  # ~30 repaints a second while tokens stream
 
-
-def _call(fn):
-    """A job body for a plain request: one Result holding the host's answer."""
-    def run(client):
-        yield Result(data=fn(client))
-    return run
 
 
 @dataclass
@@ -70,7 +65,7 @@ class ChatRoom(QWidget):
         self.conversation: Conversation | None = None
         self.loaded: dict | None = None  # {"model", "backend", "requested", "context_length"}
         self.reply: _Reply | None = None
-        self._jobs: dict[str, str] = {}  # job id -> what it is
+        self.jobs = JobRouter(session.runner, "chat", self)  # lanes: "chat.text" (load, reply, unload in order), "chat.host"
         self._reload_after_restart: dict | None = None
         self._loading: dict[str, str] = {}  # load job id -> requested model
         self._editing: Message | None = None
@@ -83,10 +78,6 @@ class ChatRoom(QWidget):
         self.host.ready.connect(self._on_host_ready)
         self.host.crashed.connect(self._on_host_down)
         self.host.restarting.connect(self._update_composer)
-        self.runner.event.connect(self._on_job_event)
-        self.runner.finished.connect(lambda job_id: self._on_job_end(job_id, "finished", None))
-        self.runner.cancelled.connect(lambda job_id: self._on_job_end(job_id, "cancelled", None))
-        self.runner.failed.connect(lambda job_id, error: self._on_job_end(job_id, "failed", error))
         self._update_composer()
 
     # ------------------------------------------------------------------ layout
@@ -228,19 +219,34 @@ class ChatRoom(QWidget):
     def refresh_models(self, refresh: bool = False) -> None:
         if not self.host.is_ready:
             return
-        self._submit("models", Job("host", _call(lambda c: {"models": c.models(refresh=refresh), "memory": c.memory()}),
-                                   label="Looking for models"))
+        self.jobs.call("host", lambda c: {"models": c.models(refresh=refresh), "memory": c.memory()},
+                       lambda data: self.model_picker.set_models(data.get("models", []), data.get("memory")),
+                       "Looking for models", self._report)
 
     def load_model(self, model: str, backend: str = "auto", context_length: int = 4096, reloading: bool = False,
                    adapter: str | None = None) -> str:
         body = {"backend": backend, "context_length": int(context_length), **self.model_picker.load_options()}
         if adapter is not None:
             body["adapter"] = adapter
-        job = Job("text", _call(lambda c: {**c.load(model, **body), "requested": model, "context_length": int(context_length),
-                                           "reloading": reloading, "adapter": body.get("adapter", "")}),
-                  label=f"Loading {model}" + (f" + {Path(body['adapter']).name}" if body.get("adapter") else ""))
-        self._loading[job.id] = _load_key(model, body.get("adapter", ""))
-        return self._submit("load", job)
+        job: list[str] = []
+
+        def done(how: str, error: HearthError | None) -> None:
+            self._loading.pop(job[0], None)
+            if how == "failed":
+                self.notified.emit("error", f"The model did not load: {error}")
+                if self.reply and self.jobs.active(self.reply.job_id):
+                    self.reply.error = "the model did not load"
+                    self.jobs.cancel(self.reply.job_id)
+
+        job_id = self.jobs.call(
+            "text", lambda c: {**c.load(model, **body), "requested": model, "context_length": int(context_length),
+                               "reloading": reloading, "adapter": body.get("adapter", "")},
+            self._model_loaded, f"Loading {model}" + (f" + {Path(body['adapter']).name}" if body.get("adapter") else ""),
+            done)
+        if job_id:
+            job.append(job_id)
+            self._loading[job_id] = _load_key(model, body.get("adapter", ""))
+        return job_id or ""
 
     def chat_with_adapter(self, adapter: str, base: str = "") -> None:
         """Load a Tune run's adapter on its base model (the Tune room's "Chat with this")."""
@@ -263,7 +269,7 @@ class ChatRoom(QWidget):
     def unload_model(self) -> None:
         if self.loaded:
             model = self.loaded["model"]
-            self._submit("unload", Job("text", _call(lambda c: c.unload(model)), label=f"Unloading {model}"))
+            self.jobs.call("text", lambda c: c.unload(model), self._model_unloaded, f"Unloading {model}", self._report)
 
     def _set_loaded(self, loaded: dict | None) -> None:
         self.loaded = loaded
@@ -333,7 +339,7 @@ class ChatRoom(QWidget):
                 return
         if self.reply and self.reply.conversation_id == conversation_id:
             self.reply.error = "discard"
-            self.runner.cancel(self.reply.job_id)
+            self.jobs.cancel(self.reply.job_id)
         self.store.delete(conversation_id)
         if self.conversation and self.conversation.id == conversation_id:
             self.conversation = None
@@ -476,7 +482,7 @@ class ChatRoom(QWidget):
             self._end_edit(clear=True)
             return
         if self.reply:
-            self.runner.cancel(self.reply.job_id)
+            self.jobs.cancel(self.reply.job_id)
             self.status_changed.emit("Stopping…")
 
     def _start_reply(self) -> None:
@@ -509,9 +515,11 @@ class ChatRoom(QWidget):
             body["messages"] = [request_message(m, images) for m in history]
             return client.stream_chat(body)
 
-        job = Job("text", run, label="Generating reply", request_id=body["request_id"])
+        job = Job("chat.text", run, label="Generating reply", request_id=body["request_id"])
         self.reply = _Reply(job.id, body["request_id"], conv.id, requested, bubble)
-        self._submit("reply", job)
+        if self.jobs.submit(job, lambda event: self._on_reply_event(job.id, event),
+                            lambda how, error: self._finish_reply(job.id, how, error)) is None:
+            self.reply = None  # the window is closing
         self._update_composer()
 
     def thumb_reply(self, message: Message, up: bool | None) -> None:
@@ -549,65 +557,50 @@ class ChatRoom(QWidget):
         self.composer.set_editing(False)
 
     # ------------------------------------------------------------------ jobs
-    def _submit(self, kind: str, job: Job) -> str:
-        self._jobs[job.id] = kind
-        return self.runner.submit(job)
-
-    def _on_job_event(self, job_id: str, event) -> None:
-        kind = self._jobs.get(job_id)
-        if kind == "reply" and self.reply and self.reply.job_id == job_id:
-            reply = self.reply
-            if isinstance(event, Token):
-                reply.text += event.text
-                reply.tokens += 1
-                reply.dirty = True
-                if not self._repaint_timer.isActive():
-                    self._repaint_timer.start()
-            elif isinstance(event, Result):
-                reply.meta = {**event.data, "finish_reason": event.finish_reason}
-                reply.meta.pop("text", None)
-                if event.data.get("text"):
-                    reply.text = event.data["text"]
-                    reply.dirty = True
-            elif isinstance(event, (Progress, Log)):
-                self.status_changed.emit(getattr(event, "message", "") or "Working…")
-        elif kind == "models" and isinstance(event, Result):
-            self.model_picker.set_models(event.data.get("models", []), event.data.get("memory"))
-        elif kind == "memory" and isinstance(event, Result):
-            self.model_picker.set_memory(event.data)
-        elif kind == "load" and isinstance(event, Result):
-            data = event.data
-            info = data.get("info") or {}
-            adapter = (info.get("load") or {}).get("adapter") or data.get("adapter") or ""
-            self._set_loaded({"model": data.get("model") or data["requested"], "backend": data.get("backend", "?"),
-                              "requested": data["requested"], "context_length": data["context_length"],
-                              "name": info.get("name") or "", "adapter": adapter})
-            self.settings.set("last_model", data["requested"])
-            self.settings.set("backend", self.model_picker.backend.currentText())
-            self.settings.set("context_length", data["context_length"])
-            self.settings.set("load_options", self.model_picker.load_options())
-            if data.get("reloading"):
-                self.notified.emit("info", f"The engine host is back; {self.loaded['model']} is loaded again.")
-            self._submit("memory", Job("host", _call(lambda c: c.memory()), label="Checking memory"))
-        elif kind == "unload" and isinstance(event, Result):
-            self._set_loaded(None)
-            self._submit("memory", Job("host", _call(lambda c: c.memory()), label="Checking memory"))
-
-    def _on_job_end(self, job_id: str, how: str, error: HearthError | None) -> None:
-        kind = self._jobs.pop(job_id, None)
-        self._loading.pop(job_id, None)
-        if kind is None:
+    def _on_reply_event(self, job_id: str, event) -> None:
+        reply = self.reply
+        if reply is None or reply.job_id != job_id:
             return
-        if kind == "reply":
-            self._finish_reply(job_id, how, error)
-        elif how == "failed":
-            if kind == "load":
-                self.notified.emit("error", f"The model did not load: {error}")
-                if self.reply and self.runner.is_active(self.reply.job_id):
-                    self.reply.error = "the model did not load"
-                    self.runner.cancel(self.reply.job_id)
-            elif not (isinstance(error, HostError) and not self.host.is_ready):
-                self.notified.emit("error", str(error))
+        if isinstance(event, Token):
+            reply.text += event.text
+            reply.tokens += 1
+            reply.dirty = True
+            if not self._repaint_timer.isActive():
+                self._repaint_timer.start()
+        elif isinstance(event, Result):
+            reply.meta = {**event.data, "finish_reason": event.finish_reason}
+            reply.meta.pop("text", None)
+            if event.data.get("text"):
+                reply.text = event.data["text"]
+                reply.dirty = True
+        elif isinstance(event, (Progress, Log)):
+            self.status_changed.emit(getattr(event, "message", "") or "Working…")
+
+    def _model_loaded(self, data: dict) -> None:
+        info = data.get("info") or {}
+        adapter = (info.get("load") or {}).get("adapter") or data.get("adapter") or ""
+        self._set_loaded({"model": data.get("model") or data["requested"], "backend": data.get("backend", "?"),
+                          "requested": data["requested"], "context_length": data["context_length"],
+                          "name": info.get("name") or "", "adapter": adapter})
+        self.settings.set("last_model", data["requested"])
+        self.settings.set("backend", self.model_picker.backend.currentText())
+        self.settings.set("context_length", data["context_length"])
+        self.settings.set("load_options", self.model_picker.load_options())
+        if data.get("reloading"):
+            self.notified.emit("info", f"The engine host is back; {self.loaded['model']} is loaded again.")
+        self._check_memory()
+
+    def _model_unloaded(self, _data: dict) -> None:
+        self._set_loaded(None)
+        self._check_memory()
+
+    def _check_memory(self) -> None:
+        self.jobs.call("host", lambda c: c.memory(), self.model_picker.set_memory, "Checking memory", self._report)
+
+    def _report(self, how: str, error: HearthError | None) -> None:
+        """A failed host call, unless it failed because the host is restarting (the status bar says so)."""
+        if how == "failed" and not (isinstance(error, HostError) and not self.host.is_ready):
+            self.notified.emit("error", str(error))
 
     def _repaint_reply(self) -> None:
         reply = self.reply
@@ -667,7 +660,6 @@ class ChatRoom(QWidget):
         if self.reply is not None:
             reply, self.reply = self.reply, None
             self._repaint_timer.stop()
-            self._jobs.pop(reply.job_id, None)
             self._save_reply(reply, {**reply.meta, "interrupted": True, "error": "Hearth was closed during the reply"})
 
 
