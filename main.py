@@ -26,7 +26,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="stream one reply to stdout")
     chat.add_argument("--prompt", required=True)
-    chat.add_argument("--model", default="default", help="'default' (bundled SmolLM2) or a path to a GGUF file / model folder")
+    chat.add_argument("--model", default="default", help="'default' (bundled SmolLM2), 'default-vision' (SmolLM2 with "
+                      "Hearth's shapes vision projector) or a path to a GGUF file / model folder")
+    chat.add_argument("--image", action="append", default=[], metavar="PATH",
+                      help="an image the model sees before the prompt (repeatable; needs a vision model)")
+    chat.add_argument("--mmproj", default="", metavar="FILE",
+                      help="the vision projector (mmproj .gguf) for a GGUF model; default: an mmproj*.gguf beside it")
     chat.add_argument("--system", default=None, help="system prompt (default: 'You are a helpful assistant.')")
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.add_argument("--top-p", type=float, default=0.95)

@@ -33,6 +33,7 @@ from engines.text.request import DEFAULT_SYSTEM_PROMPT
 HOST_START_S = 180.0
 QUESTION = "What is the capital of France?"
 IMAGE_PROMPT = "a large red circle in the center on a white background"
+VISION_QUESTION = "What colour is the shape?"
 
 
 @dataclass
@@ -55,7 +56,8 @@ def bundled_files() -> list[Path]:
     """Every bundled file Hearth cannot work without; raises CheckFailed naming each bad one."""
     from engines.models.gguf_file import inspect_gguf
     from engines.models.image_models import BUNDLED_IMAGE_DIR, SINGLE_FILE_CONFIGS
-    from engines.models.registry import bundled_default_path
+    from engines.models.mmproj import read_projector
+    from engines.models.registry import VISION_ASSET, bundled_default_path
     from engines.models.safetensors_file import read_safetensors
 
     checked: list[Path] = []
@@ -66,6 +68,13 @@ def bundled_files() -> list[Path]:
         checked.append(gguf)
     except HearthError as exc:
         problems.append(exc.message)
+    mmproj = resources.resource(*VISION_ASSET)
+    if mmproj.exists():  # its absence is the vision check's report, not a broken text or image model
+        try:
+            read_projector(mmproj)
+            checked.append(mmproj)
+        except HearthError as exc:
+            problems.append(exc.message)
     for component, weights in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
                                ("text_encoder", "model.safetensors")):
         path = BUNDLED_IMAGE_DIR / component / weights
@@ -242,6 +251,33 @@ def check_image(host: HostProcess) -> str:
     return f"the bundled model wrote a {len(data)}-byte PNG with its parameters"
 
 
+def check_vision(host: HostProcess) -> str:
+    """The bundled vision model names the colour of a rendered shapes scene (through the OpenAI API, as a data URL)."""
+    import io
+
+    from engines.core.content import data_url
+    from engines.image.shapes import Scene, render
+    from engines.models.registry import VISION_ASSET, VISION_ID
+
+    mmproj = resources.resource(*VISION_ASSET)
+    if not mmproj.is_file():
+        raise CheckFailed(f"The bundled vision model's projector {mmproj} is missing from this build, so Chat cannot "
+                          "see images out of the box (other vision models still work).")
+    scene = Scene("red", "circle", "large", "center", "white")
+    png = io.BytesIO()
+    render(scene).save(png, format="PNG")
+    reply = host.json("POST", "/v1/chat/completions", {
+        "model": VISION_ID, "temperature": 0, "max_tokens": 24, "seed": 0,
+        "messages": [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+                     {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(png.getvalue())}},
+                                                  {"type": "text", "text": VISION_QUESTION}]}]})
+    text = reply["choices"][0]["message"]["content"].strip()
+    if scene.color not in text.lower():
+        raise CheckFailed(f"The bundled vision model answered {text!r} to {VISION_QUESTION!r} about {scene.caption()} "
+                          f"(expected {scene.color}).")
+    return f"the bundled vision model sees {scene.caption()!r} and answers {text!r}"
+
+
 def check_window(env: dict[str, str]) -> str:
     try:
         done = subprocess.run(child_command("gui-probe"), env=env, capture_output=True, text=True, timeout=120)
@@ -323,8 +359,9 @@ def run_checks(report: Callable[[Check], None] = lambda check: None, full: bool 
         if run("engine host", lambda: check_host(host)):
             run("text model", lambda: check_text(host))
             run("image model", lambda: check_image(host))
+            run("vision model", lambda: check_vision(host))
         else:
-            for name in ("text model", "image model"):
+            for name in ("text model", "image model", "vision model"):
                 skipped = Check(name, False, "not run: the engine host did not start")
                 checks.append(skipped)
                 report(skipped)

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from engines.core.content import check_content, image_parts, text_of
 from engines.core.errors import RequestError
 from engines.core.events import Result
 from engines.core.requests import check_value
@@ -84,19 +85,16 @@ def chat_from_openai(data: dict, kind: str) -> tuple[ChatRequest, Reply]:
 
 
 def _flatten_message(message: Any, index: int) -> dict:
-    """OpenAI content may be a list of parts; Hearth's text engine takes the text parts."""
+    """OpenAI content may be a list of parts: text and images (data: URLs only over HTTP) pass to the engine as
+    they are; assistant and tool messages keep their text."""
     if not isinstance(message, dict):
         raise RequestError(f"Field 'messages[{index}]' must be an object with 'role' and 'content'.")
     out = dict(message)
     content = message.get("content")
     if isinstance(content, list):
-        if not all(isinstance(p, dict) for p in content):
-            raise RequestError(f"Field 'messages[{index}]' has content parts that are not objects.")
-        other = sorted({str(p.get("type")) for p in content if p.get("type") != "text"})
-        if other:
-            raise RequestError(f"Field 'messages[{index}]' has {', '.join(other)} parts; Hearth's OpenAI API takes text parts.",
-                               hint="Send images through Hearth's Chat room, or describe them in text.")
-        out["content"] = "".join(p.get("text", "") for p in content if p.get("type") == "text" and isinstance(p.get("text"), str))
+        check_content(f"messages[{index}].content", content, local=False)
+        if message.get("role") not in ("user", "developer", "system") or not image_parts(content):
+            out["content"] = text_of(content)
     if out.get("role") == "developer":
         out["role"] = "system"
     if out.get("content") is None and not out.get("tool_calls"):

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engines.core.cancel import CancelToken
 from engines.core.launch import HOST_READY_PREFIX
+from engines.core.content import check_remote_messages
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Log, Result, Token, event_to_wire
 from engines.core.requests import check_value
@@ -123,7 +124,9 @@ def create_app(api_key: str | None = None, state: HostState | None = None, bound
     @app.post("/hearth/chat")
     async def hearth_chat(request: Request):
         state = host(request)
-        chat = ChatRequest.from_dict(await read_json_body(request))
+        body = await read_json_body(request)
+        check_remote_messages(body.get("messages") if isinstance(body, dict) else None)  # data: URLs only over HTTP
+        chat = ChatRequest.from_dict(body)
         chat.request_id = chat.request_id or uuid.uuid4().hex
         chat.model = await ensure_text_model(state, chat.model)
 

@@ -15,7 +15,7 @@ class ModelEntry:
     name: str  # display name, e.g. "SmolLM2-135M-Instruct (Q4_1)"
     path: str  # the .gguf file, or the model folder for HF folders
     format: str  # "gguf" | "hf-folder" | "safetensors"
-    kind: str  # "text"; loose safetensors files are "image" or "unknown" (they cannot be chatted with)
+    kind: str  # "text" (vision models too); loose safetensors files are "image" or "unknown" (they cannot be chatted with)
     source: str  # "bundled" | "folder" | "hf-cache"
     architecture: str  # e.g. "llama"
     parameters: int | None
@@ -26,6 +26,10 @@ class ModelEntry:
     layers: int | None = None
     kv_heads: int | None = None
     head_dim: int | None = None
+    vision: bool = False  # reads images: a GGUF paired with an mmproj, or an image-text-to-text folder
+    mmproj: str = ""  # the vision projector GGUF paired with a .gguf model (beside it, or named in the load)
+    vision_bytes: int = 0  # the vision part's weights when they are a file of their own (the mmproj)
+    vision_error: str = ""  # an mmproj lies beside the model but cannot be used with it (the reason)
 
     def estimate(self, context_length: int | None = None) -> MemoryEstimate:
         return estimate_for(self, context_length)

@@ -40,13 +40,15 @@ class MemoryEstimate:
     available_bytes: int
     fits: bool
     context_length: int = DEFAULT_CONTEXT
+    vision_bytes: int = 0  # the mmproj (vision encoder + projector), part of weights_bytes
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
         return (
-            f"needs ~{_gb(self.total_bytes, 1)} GB (weights {_gb(self.weights_bytes)} GB + KV cache "
+            f"needs ~{_gb(self.total_bytes, 1)} GB (weights {_gb(self.weights_bytes)} GB"
+            + (f" incl. vision {_gb(self.vision_bytes)} GB" if self.vision_bytes else "") + " + KV cache "
             f"{_gb(self.kv_cache_bytes)} GB at {self.context_length} tokens + overhead "
             f"{_gb(self.overhead_bytes)} GB) of {_gb(self.available_bytes, 1)} GB available"
         )
@@ -76,10 +78,11 @@ def kv_cache_bytes(layers: int | None, kv_heads: int | None, head_dim: int | Non
 
 
 def weights_bytes(entry: "ModelEntry") -> int:
-    """GGUF: llama.cpp maps the file as is, so its size. Folders: parameters * bytes of the dtype."""
+    """GGUF: llama.cpp maps the file as is, so its size (plus its mmproj's). Folders: parameters * bytes of
+    the dtype (a vision model's tower and projector are among its parameters)."""
     if entry.format != "gguf" and entry.parameters and entry.quantization in DTYPE_BYTES:
         return entry.parameters * DTYPE_BYTES[entry.quantization]
-    return entry.size_bytes
+    return entry.size_bytes + entry.vision_bytes
 
 
 def estimate_for(entry: "ModelEntry", context_length: int | None = None) -> MemoryEstimate:
@@ -88,7 +91,7 @@ def estimate_for(entry: "ModelEntry", context_length: int | None = None) -> Memo
     kv = kv_cache_bytes(entry.layers, entry.kv_heads, entry.head_dim, ctx)
     total = weights + kv + OVERHEAD_BYTES
     available = available_memory()
-    return MemoryEstimate(weights, kv, OVERHEAD_BYTES, total, available, total < available, ctx)
+    return MemoryEstimate(weights, kv, OVERHEAD_BYTES, total, available, total < available, ctx, entry.vision_bytes)
 
 
 def check_fits(entry: "ModelEntry", context_length: int | None = None) -> MemoryEstimate:

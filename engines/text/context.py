@@ -17,12 +17,15 @@ def fit_messages(
     n_ctx: int,
     max_tokens: int,
     policy: str,
+    note: str = "",
 ) -> tuple[list[dict[str, str]], int, int]:
     """Return (messages that fit, prompt token count, number of messages dropped).
 
     'truncate' drops the oldest turns after the system prompt until the prompt plus the reply
-    reserve fits; the last message is always kept. 'stop' raises ContextOverflowError instead.
+    reserve fits; the last message is always kept. 'stop' raises ContextOverflowError instead. ``note`` is added
+    to that error's message (e.g. how many of the tokens are images).
     """
+    note = f" {note}" if note else ""
     reserve = reply_reserve(max_tokens, n_ctx)
     kept = list(messages)
     n_prompt = count_tokens(kept)
@@ -32,7 +35,7 @@ def fit_messages(
     if policy == "stop":
         raise ContextOverflowError(
             f"The conversation is {n_prompt} tokens and the reply needs room for {reserve} more, "
-            f"but the model's context holds {n_ctx} tokens.",
+            f"but the model's context holds {n_ctx} tokens.{note}",
             hint="Start a new chat, load the model with a longer context, or choose the 'drop oldest turns' policy.",
         )
     first = 1 if kept and kept[0]["role"] == "system" else 0
@@ -47,7 +50,7 @@ def fit_messages(
     if n_prompt + reserve > n_ctx:
         raise ContextOverflowError(
             f"The last message alone is {n_prompt} tokens (with the system prompt), more than the "
-            f"{n_ctx}-token context minus {reserve} tokens kept for the reply.",
+            f"{n_ctx}-token context minus {reserve} tokens kept for the reply.{note}",
             hint="Shorten the message or load the model with a longer context.",
         )
     return kept, n_prompt, dropped

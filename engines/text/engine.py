@@ -10,14 +10,17 @@ leaves every loaded model as it was.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from engines.core.cancel import CancelToken
-from engines.core.errors import NotLoadedError, RequestError, UnsupportedModelError
+from engines.core.errors import HearthError, NotLoadedError, RequestError, UnsupportedModelError
+from engines.core.content import has_images
 from engines.core.events import Event
+from engines.text.images import decode_messages
 from engines.text.owner import ModelOwner
 from engines.text.request import ChatRequest, LoadRequest
 
@@ -32,6 +35,10 @@ class LoadedModel:
     owner: ModelOwner
     estimate_bytes: int = 0
     info: dict = field(default_factory=dict)
+
+    @property
+    def vision(self) -> bool:
+        return bool(self.info.get("vision"))
 
     def to_dict(self) -> dict:
         return {"model": self.id, "name": self.name, "backend": self.backend_name,
@@ -60,6 +67,21 @@ def check_adapter_base(entry, adapter) -> None:
                        hint="Load it with the model it was trained on (send model 'auto' to pick that one).")
 
 
+def vision_models_hint() -> str:
+    """Which models can see, from the registry (the bundled vision model and the user's folders)."""
+    from engines.models.registry import configured_folders, scan_models
+
+    try:
+        entries, _ = scan_models(configured_folders(), include_hf_cache=True)
+    except HearthError:
+        entries = []
+    names = [e.name for e in entries if e.vision]
+    if not names:
+        return ("Load a vision model: a GGUF with its mmproj*.gguf in the same folder, or an image-text-to-text model "
+                "folder (LLaVA, Qwen2-VL, SmolVLM, Gemma 3).")
+    return f"Load a model marked 'vision': {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}."
+
+
 class TextEngine:
     def __init__(self) -> None:
         self._models: dict[str, LoadedModel] = {}
@@ -81,6 +103,10 @@ class TextEngine:
             if model in ("", "auto"):
                 model = adapter.base_model
         entry = resolve_model(model)
+        if load.mmproj:
+            from engines.models.mmproj import pair
+
+            entry = pair(entry, load.mmproj)
         if adapter is not None:
             check_adapter_base(entry, adapter)
             # PEFT adapters run on transformers only ('llama' with an adapter is refused by validate()).
@@ -115,12 +141,19 @@ class TextEngine:
         if backend_name == "llama":
             from engines.text.llama_backend import LlamaBackend
 
-            return LlamaBackend(entry.path, load)
+            return LlamaBackend(entry.path, load, entry.mmproj)
         from engines.text.hf_backend import TransformersBackend
 
         path = entry.path
         if entry.gguf_file:
             path = str(Path(entry.path) / entry.gguf_file)
+        if entry.vision and entry.format == "hf-folder":
+            if load.adapter:
+                raise RequestError("Adapters on image-text-to-text models are not supported yet.", path=load.adapter,
+                                   hint="Load the model without the adapter.")
+            from engines.text.hf_vision import VisionTransformersBackend
+
+            return VisionTransformersBackend(path, load, is_gguf=False)
         return TransformersBackend(path, load, is_gguf=path.lower().endswith(".gguf"))
 
     def unload(self, model_id: str | None = None) -> list[str]:
@@ -174,6 +207,12 @@ class TextEngine:
         request.validate()
         cancel = cancel or CancelToken()
         model = self.get(request.model)
+        if has_images(request.messages):
+            if not model.vision:
+                raise UnsupportedModelError(f"{model.name} reads text only and cannot see images.", path=model.id,
+                                            hint=vision_models_hint())
+            # Decoded here, on the caller's thread: a bad image is an error before the request queues for the model.
+            request = dataclasses.replace(request, messages=decode_messages(request.messages))
         label = {"kind": "chat", "request_id": request.request_id, "client": client or "in-process"}
         return model.owner.stream(lambda: model.backend.generate(request, cancel), cancel, label)
 

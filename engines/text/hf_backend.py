@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engines.core.cancel import CancelToken
+from engines.core.content import text_only
 from engines.core.devices import select_device
 from engines.core.errors import ContextOverflowError, ModelFileError, OutOfMemoryError, RequestError, UnsupportedModelError
 from engines.core.events import Event, Token
@@ -35,7 +36,6 @@ class TransformersBackend:
 
     def __init__(self, path: str, load: LoadRequest, *, is_gguf: bool) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.path = path
         self.adapter = load.adapter
@@ -50,10 +50,7 @@ class TransformersBackend:
                 from engines.text.hf_convert import ensure_converted
 
                 folder = str(ensure_converted(path))
-            # A training run saves its tokenizer beside the adapter; it is the one the adapter learned with.
-            adapter_tokenizer = load.adapter and (Path(load.adapter) / "tokenizer_config.json").is_file()
-            self.tokenizer = AutoTokenizer.from_pretrained(load.adapter if adapter_tokenizer else folder, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, local_files_only=True)
+            self._load_weights(folder, load)
             if load.adapter:
                 self.model = apply_adapter(self.model, load.adapter, path)
         except torch.OutOfMemoryError as exc:
@@ -70,9 +67,17 @@ class TransformersBackend:
         if self.chat_template is None and self.tokenizer.chat_template is None:
             raise UnsupportedModelError(f"{path} has no chat template in its tokenizer.", path=path,
                                         hint="Use an instruction-tuned model, or the Explore room's raw completion.")
-        max_pos = getattr(self.model.config, "max_position_embeddings", None) or load.context_length
+        max_pos = _max_positions(self.model.config) or load.context_length
         self.n_ctx = min(load.context_length, max_pos)
         self._chat_ids(PROBE)  # a template that cannot render a plain exchange fails the load, not the first reply
+
+    def _load_weights(self, folder: str, load: LoadRequest) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        # A training run saves its tokenizer beside the adapter; it is the one the adapter learned with.
+        adapter_tokenizer = load.adapter and (Path(load.adapter) / "tokenizer_config.json").is_file()
+        self.tokenizer = AutoTokenizer.from_pretrained(load.adapter if adapter_tokenizer else folder, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, local_files_only=True)
 
     def info(self) -> dict:
         return {"backend": self.name, "context_length": self.n_ctx, "device": self.device,
@@ -90,6 +95,14 @@ class TransformersBackend:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    def _chat_inputs(self, request: ChatRequest) -> tuple[dict, int]:
+        """The model's generate() inputs for the conversation under the overflow policy, and the turns dropped."""
+        import torch
+
+        messages, _, dropped = fit_messages(text_only(request.messages), self.count_chat_tokens, self.n_ctx,
+                                            request.max_tokens, request.overflow)
+        return {"input_ids": torch.tensor([self._chat_ids(messages)], device=self.device)}, dropped
+
     def generate(self, request: ChatRequest, cancel: CancelToken) -> Iterator[Event]:
         """Runs on the model's owner thread (see the note on the generate helper thread below)."""
         import queue
@@ -106,9 +119,11 @@ class TransformersBackend:
             if len(ids) >= self.n_ctx:
                 raise ContextOverflowError(f"The prompt is {len(ids)} tokens; the model's context holds {self.n_ctx}.",
                                            hint="Shorten the prompt or load the model with a longer context.")
+            inputs = {"input_ids": torch.tensor([ids], device=self.device)}
         else:
-            messages, _, dropped = fit_messages(request.messages, self.count_chat_tokens, self.n_ctx, request.max_tokens, request.overflow)
-            ids = self._chat_ids(messages)
+            inputs, dropped = self._chat_inputs(request)
+            ids = inputs["input_ids"][0].tolist()
+        inputs.setdefault("attention_mask", torch.ones(1, len(ids), dtype=torch.long, device=self.device))
         max_new = max(1, min(request.max_tokens, self.n_ctx - len(ids)))
         pieces: queue.Queue = queue.Queue()
         steps = 0
@@ -126,8 +141,7 @@ class TransformersBackend:
 
         sampling = request.temperature > 0
         kwargs = dict(
-            input_ids=torch.tensor([ids], device=self.device),
-            attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.device),
+            **inputs,
             max_new_tokens=max_new,
             do_sample=sampling,
             repetition_penalty=request.repeat_penalty,
@@ -199,6 +213,11 @@ class TransformersBackend:
 
         del self.model
         release_memory()
+
+
+def _max_positions(config) -> int | None:
+    text = getattr(config, "text_config", None)  # image-text-to-text configs nest the language model's
+    return getattr(config, "max_position_embeddings", None) or getattr(text, "max_position_embeddings", None)
 
 
 def refuse_llama_only_features(request: ChatRequest) -> None:

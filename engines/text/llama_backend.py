@@ -14,9 +14,10 @@ import os
 from typing import Iterator
 
 from engines.core.cancel import CancelToken
+from engines.core.content import has_images
 from engines.core.errors import ModelFileError, OutOfMemoryError, RequestError
 from engines.core.events import Event, Token
-from engines.text.chat_template import PROBE, llama_formatter, open_llama, render_checked, template_origin
+from engines.text.chat_template import PROBE, hf_template, llama_formatter, open_llama, render_checked, template_origin
 from engines.text.context import fit_messages
 from engines.text.request import ChatRequest, LoadRequest
 from engines.text.stats import ReplyTimer
@@ -28,7 +29,7 @@ RAM_CACHE_BYTES = 512 * 1024 * 1024
 class LlamaBackend:
     name = "llama"
 
-    def __init__(self, path: str, load: LoadRequest) -> None:
+    def __init__(self, path: str, load: LoadRequest, mmproj: str = "") -> None:
         from llama_cpp import LlamaRAMCache
 
         self._options = dict(n_ctx=load.context_length, n_gpu_layers=load.gpu_layers,
@@ -53,14 +54,34 @@ class LlamaBackend:
             self.template_origin = template_origin(load.chat_template, path)
             self.formatter, self.template_source = llama_formatter(load.chat_template, self.llm.metadata, eos, bos, eos_id, path)
             self._render(PROBE)  # a template that cannot render a plain exchange fails the load, not the first reply
+            self._init_vision(mmproj)
         except BaseException:
             self.llm.close()
             raise
         self.llm.set_cache(LlamaRAMCache(capacity_bytes=RAM_CACHE_BYTES))
 
+    def _init_vision(self, mmproj: str) -> None:
+        self.mmproj, self.handler, self.handler_name = mmproj, None, ""
+        if not mmproj:
+            return
+        from engines.models.gguf_file import read_gguf
+        from engines.text import llama_vision
+
+        # A chosen Jinja template (chatml or a .jinja file) renders image turns too; llama3/gemma are formatter
+        # functions, so image turns keep the model's own template there.
+        choice = self._chat_template
+        template = hf_template(choice, self.path) if choice == "chatml" or choice.lower().endswith(".jinja") else None
+        metadata = {**self.llm.metadata, **({"tokenizer.chat_template": template} if template else {})}
+        self.handler_name = llama_vision.choose_handler(metadata, read_gguf(mmproj).metadata,
+                                                        (os.path.basename(self.path), os.path.basename(mmproj)))
+        self.handler = llama_vision.make_handler(self.handler_name, mmproj, template)
+        llama_vision.init_context(self.handler, self.llm, self.path, mmproj)
+        self.image_tokens = llama_vision.ImageTokenCounter(self.handler)
+
     def info(self) -> dict:
+        vision = {"vision": True, "mmproj": self.mmproj, "vision_handler": self.handler_name} if self.handler else {"vision": False}
         return {"backend": self.name, "context_length": self.n_ctx, "chat_template": self.template_source,
-                "gpu_offload": self._gpu_offload()}
+                "gpu_offload": self._gpu_offload(), **vision}
 
     def _gpu_offload(self) -> bool:
         import llama_cpp
@@ -85,6 +106,11 @@ class LlamaBackend:
         """Runs on the model's owner thread."""
         from llama_cpp import StoppingCriteriaList
 
+        if has_images(request.messages):
+            from engines.text.llama_vision import generate_with_images
+
+            yield from generate_with_images(self, request, cancel, output_grammar(request))
+            return
         timer = ReplyTimer()
         dropped = 0
         stop = list(request.stop)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.core import chat_templates
+from engines.core.content import check_content, image_parts
 from engines.core.errors import RequestError
 from engines.core.requests import from_json
 
@@ -28,6 +29,7 @@ class LoadRequest:
     dtype: str = "auto"  # transformers: auto (bf16/fp16 on GPU, fp32 on CPU) | float32 | float16 | bfloat16
     adapter: str = ""  # a PEFT adapter folder written by a Hearth training run, applied on top of ``model``
     chat_template: str = ""  # "" = the model file's own | chatml | llama3 | gemma | path to a .jinja file
+    mmproj: str = ""  # llama.cpp: the vision projector (mmproj*.gguf) to pair with the model; "" = one beside it, if any
 
     def validate(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -35,6 +37,11 @@ class LoadRequest:
         if not chat_templates.is_choice(self.chat_template):
             raise RequestError(f"Field 'chat_template' is {self.chat_template!r}.",
                                hint=f"Leave it empty for the model's own, or use {', '.join(chat_templates.NAMES)} or the path of a .jinja file.")
+        if not isinstance(self.mmproj, str):
+            raise RequestError(f"Field 'mmproj' is {self.mmproj!r}.", hint="Use the path of an mmproj .gguf file, or leave it out.")
+        if self.mmproj and self.backend == "transformers":
+            raise RequestError("Field 'mmproj' pairs a GGUF with its vision projector for llama.cpp; the transformers "
+                               "backend reads the vision tower from the model folder.", hint="Leave 'mmproj' out, or choose backend 'llama'.")
         if self.backend not in BACKENDS:
             raise RequestError(f"Field 'backend' is {self.backend!r}.", hint=f"Use one of {', '.join(BACKENDS)}.")
         if not isinstance(self.adapter, str):
@@ -59,12 +66,13 @@ class LoadRequest:
 
 @dataclass
 class ChatRequest:
-    """One reply. ``messages`` are OpenAI-style ``{"role", "content"}`` dicts.
+    """One reply. ``messages`` are OpenAI-style ``{"role", "content"}`` dicts; a content is text or a list of
+    parts (text and images, see engines.core.content).
 
     With ``prompt`` set (and no messages) the text is completed as-is, without a chat template.
     """
 
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     prompt: str | None = None
     model: str = "default"
     temperature: float = 0.7
@@ -174,5 +182,9 @@ def _check_message(index: int, message: Any) -> None:
             raise RequestError(f"Field '{where}' has 'tool_calls' that are not assistant function calls.")
         if content is not None and not isinstance(content, str):
             raise RequestError(f"Field '{where}' has a 'content' that is not text.")
+    elif isinstance(content, list):
+        check_content(f"{where}.content", content, local=True)
+        if message["role"] != "user" and image_parts(content):
+            raise RequestError(f"Field '{where}' is a {message['role']} message with images.", hint="Put images in user messages.")
     elif not isinstance(content, str):
-        raise RequestError(f"Field '{where}' needs a text 'content'.")
+        raise RequestError(f"Field '{where}' needs a 'content': text or a list of content parts.")

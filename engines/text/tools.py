@@ -10,6 +10,7 @@ import json
 import uuid
 from typing import Any
 
+from engines.core.content import text_of
 from engines.text.request import ChatRequest
 
 
@@ -62,7 +63,7 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
     for message in request.messages:
         calls = message.get("tool_calls")
         if calls:
-            lines = [message.get("content") or ""]
+            lines = [text_of(message.get("content"))]
             for call in calls:
                 function = call["function"]
                 names[call.get("id")] = function["name"]
@@ -71,9 +72,9 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
             out.append({"role": "assistant", "content": "\n".join(l for l in lines if l)})
         elif message["role"] == "tool":
             name = names.get(message.get("tool_call_id")) or message.get("name") or "the function"
-            out.append({"role": "user", "content": f"Result of {name}: {message['content']}"})
+            out.append({"role": "user", "content": f"Result of {name}: {text_of(message['content'])}"})
         else:
-            out.append({"role": message["role"], "content": message["content"]})
+            out.append({"role": message["role"], "content": text_of(message["content"])})
     if tools_active(request):
         prompt = _tools_prompt(request)
         if out and out[0]["role"] == "system":
