@@ -31,7 +31,7 @@ WRONG = [
     ("/v1/chat/completions", {"messages": FRANCE, "stream_options": "usage"}, "stream_options"),
     ("/v1/chat/completions", {"messages": FRANCE, "logit_bias": {"5": 100}}, "logit_bias"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-     "messages[0]"),
+     "messages[0].content[0].image_url.url"),  # only data: URLs
     ("/v1/chat/completions", {"messages": FRANCE, "max_tokens": 4,
                               "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "wat"}}}}, "JSON schema"),
     ("/v1/chat/completions", {"messages": FRANCE, "max_tokens": 4, "tool_choice": "required", "tools": [

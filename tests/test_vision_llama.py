@@ -72,8 +72,12 @@ def test_an_explicit_mmproj_for_another_model_names_both_files(engine, paired, t
         engine.load(LoadRequest(model="default", mmproj=str(wrong)))
     assert str(wrong) in str(err.value) and "SmolLM2-135M-Instruct.Q4_1.gguf" in str(err.value)
     assert "64-wide" in str(err.value) and "576 wide" in str(err.value)
-    loaded = engine.load(LoadRequest(model="default", mmproj=str(paired.parent / "mmproj-tiny-f32.gguf"), context_length=512))
-    assert loaded.vision
+    loaded = engine.load(LoadRequest(model="default", mmproj=str(paired.parent / "mmproj-tiny-f32.gguf"), context_length=512,
+                                     chat_template="chatml"))
+    assert loaded.vision and loaded.info["vision_handler"] == "MTMDChatHandler"
+    result = ask(engine, loaded.id, [{"type": "image", "data": png_bytes()}, {"type": "text", "text": "Hi"}])[-1]
+    assert isinstance(result, Result) and result.data["images"] == 1
+    engine.unload(loaded.id)
 
 
 def test_the_bundled_vision_entry_pairs_smollm2_with_the_resource_mmproj(engine, paired, monkeypatch):

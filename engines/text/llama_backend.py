@@ -17,7 +17,7 @@ from engines.core.cancel import CancelToken
 from engines.core.content import has_images
 from engines.core.errors import ModelFileError, OutOfMemoryError, RequestError
 from engines.core.events import Event, Token
-from engines.text.chat_template import PROBE, llama_formatter, open_llama, render_checked, template_origin
+from engines.text.chat_template import PROBE, hf_template, llama_formatter, open_llama, render_checked, template_origin
 from engines.text.context import fit_messages
 from engines.text.request import ChatRequest, LoadRequest
 from engines.text.stats import ReplyTimer
@@ -67,9 +67,14 @@ class LlamaBackend:
         from engines.models.gguf_file import read_gguf
         from engines.text import llama_vision
 
-        self.handler_name = llama_vision.choose_handler(self.llm.metadata, read_gguf(mmproj).metadata,
+        # A chosen Jinja template (chatml or a .jinja file) renders image turns too; llama3/gemma are formatter
+        # functions, so image turns keep the model's own template there.
+        choice = self._chat_template
+        template = hf_template(choice, self.path) if choice == "chatml" or choice.lower().endswith(".jinja") else None
+        metadata = {**self.llm.metadata, **({"tokenizer.chat_template": template} if template else {})}
+        self.handler_name = llama_vision.choose_handler(metadata, read_gguf(mmproj).metadata,
                                                         (os.path.basename(self.path), os.path.basename(mmproj)))
-        self.handler = llama_vision.make_handler(self.handler_name, mmproj)
+        self.handler = llama_vision.make_handler(self.handler_name, mmproj, template)
         llama_vision.init_context(self.handler, self.llm, self.path, mmproj)
         self.image_tokens = llama_vision.ImageTokenCounter(self.handler)
 

@@ -65,10 +65,10 @@ def _refuse_url(image_url: str) -> bytes:
     return base64.b64decode(image_url.split(",", 1)[1])
 
 
-def make_handler(class_name: str, mmproj: str):
+def make_handler(class_name: str, mmproj: str, template: str | None = None):
     """An instance of llama-cpp-python's handler ``class_name`` that never fetches URLs; generic-handler subclasses
     render each message as text with the media marker where its images go (templates that expect string contents,
-    like SmolLM2's, then work too)."""
+    like SmolLM2's, then work too), with the Jinja ``template`` the user chose instead of the model's, if any."""
     import ctypes
 
     from llama_cpp import _logger, llama_chat_format, mtmd_cpp
@@ -81,6 +81,8 @@ def make_handler(class_name: str, mmproj: str):
     extra: dict = {"_load_image": staticmethod(_refuse_url), "load_image": lambda self, url: _refuse_url(url)}
     if issubclass(base, llama_chat_format.MTMDChatHandler):
         extra["_convert_message_for_template"] = classmethod(_message_as_text)
+        if template:
+            extra["_get_chat_template"] = lambda self, llama_model: template
     handler_class = type(f"Hearth{class_name}", (base,), extra)
     return handler_class(clip_model_path=mmproj, verbose=False)
 
@@ -113,6 +115,8 @@ class ImageTokenCounter:
         self._known: dict[str, int] = {}
 
     def __call__(self, image: ChatImage) -> int:
+        if len(self._known) > 4096:  # a long-running host: forget, rather than grow without end
+            self._known.clear()
         if image.digest not in self._known:
             self._known[image.digest] = self._count(image)
         return self._known[image.digest]
