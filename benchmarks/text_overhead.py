@@ -24,7 +24,7 @@ from engines.core.cancel import CancelToken  # noqa: E402
 from engines.core.events import Result  # noqa: E402
 from engines.models import bundled_default_path  # noqa: E402
 from engines.text.engine import TextEngine  # noqa: E402
-from engines.text.request import ChatRequest, LoadRequest  # noqa: E402
+from engines.core.requests.text import ChatRequest, LoadRequest  # noqa: E402
 
 N_TOKENS = 128
 RUNS = 5

@@ -16,6 +16,7 @@ from engines.core.errors import HearthError, HostError
 from engines.core.events import Event, event_from_wire
 from engines.core.requests.decode import DecodeRequest
 from engines.core.requests.image import ImageRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 
 # Loading a model or waiting for the first token can take minutes on a CPU, so streaming and
 # loading calls wait without a read timeout; connecting to loopback never takes long.
@@ -44,9 +45,8 @@ class HostClient:
     def memory(self) -> dict:
         return self._call("GET", "/hearth/memory")
 
-    def load(self, model: str, backend: str = "auto", context_length: int = 4096, **extra: Any) -> dict:
-        body = {"model": model, "backend": backend, "context_length": context_length, **extra}
-        return self._call("POST", "/hearth/models/load", json=body, timeout=_LONG)
+    def load(self, request: LoadRequest) -> dict:
+        return self._call("POST", "/hearth/models/load", json=request.to_dict(), timeout=_LONG)
 
     def unload(self, model: str | None = None) -> dict:
         return self._call("POST", "/hearth/models/unload", json={"model": model} if model else {})
@@ -55,9 +55,9 @@ class HostClient:
         return bool(self._call("POST", "/hearth/cancel", json={"request_id": request_id}).get("cancelled"))
 
     # -- streaming -----------------------------------------------------
-    def stream_chat(self, body: dict) -> Iterator[Event]:
+    def stream_chat(self, request: ChatRequest) -> Iterator[Event]:
         """POST /hearth/chat and yield its events until ``[DONE]``."""
-        return self.stream_events("/hearth/chat", body, unfinished="the reply was complete")
+        return self.stream_events("/hearth/chat", request.to_dict(), unfinished="the reply was complete")
 
     # -- images ----------------------------------------------------------
     def image_models(self) -> dict:

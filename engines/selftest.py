@@ -28,7 +28,7 @@ from engines.core.version import __version__
 from engines.core import paths, resources
 from engines.core.errors import HearthError
 from engines.core.launch import HOST_READY_PREFIX, child_command
-from engines.text.request import DEFAULT_SYSTEM_PROMPT
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 HOST_START_S = 180.0
 QUESTION = "What is the capital of France?"

@@ -9,7 +9,7 @@ from engines.core.cancel import CancelToken
 from engines.core.errors import ContextOverflowError, ModelFileError, RequestError
 from engines.core.events import Result, Token
 from engines.text.engine import TextEngine
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from tests.helpers import FRANCE, GREEDY, SYSTEM, make_bad_models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

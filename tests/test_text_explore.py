@@ -53,7 +53,7 @@ def test_explore_tokenizer_agrees_with_llama_cpp(service):
     """The tokens shown are the ones the chat engine feeds the model."""
     from engines.text.engine import TextEngine
     from engines.text.explore_service import TokensRequest
-    from engines.text.request import LoadRequest
+    from engines.core.requests.text import LoadRequest
 
     engine = TextEngine()
     try:
@@ -245,7 +245,7 @@ def test_fewshot_evaluate_on_the_bundled_model(service):
     """Real completions: with two examples the bundled model names capitals it cannot at K = 0."""
     from engines.text.engine import TextEngine
     from engines.text.explore_service import ExploreService, FewShotEvalRequest
-    from engines.text.request import LoadRequest
+    from engines.core.requests.text import LoadRequest
 
     engine = TextEngine()
     try:

@@ -11,7 +11,7 @@ from engines.core.cancel import CancelToken
 from engines.core.errors import ModelFileError, RequestError
 from engines.core.events import Result
 from engines.text.engine import TextEngine
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from tests.tune_support import build_tiny_adapter, build_tiny_model
 
 pytestmark = pytest.mark.timeout(300)

@@ -109,7 +109,7 @@ def test_host_streams_a_comparison_merges_and_loads_adapters(tiny, tmp_path):
     from engines.host.server import create_app
     from engines.host.state import HostState
     from engines.text.engine import TextEngine
-    from engines.text.request import LoadRequest
+    from engines.core.requests.text import LoadRequest
 
     state = HostState()
     client = TestClient(create_app(None, state))
@@ -149,7 +149,7 @@ def test_host_streams_a_comparison_merges_and_loads_adapters(tiny, tmp_path):
     engine = TextEngine()
     try:
         ask = {"messages": [{"role": "user", "content": "Say hi."}], "temperature": 0.0, "max_tokens": 8}
-        from engines.text.request import ChatRequest
+        from engines.core.requests.text import ChatRequest
 
         def text(model_id):
             return [e for e in engine.chat(ChatRequest(model=model_id, **ask)) if isinstance(e, Result)][0].data["text"]

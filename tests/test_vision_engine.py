@@ -11,7 +11,7 @@ from engines.core.content import check_content, check_remote_messages, data_url
 from engines.core.errors import ContextOverflowError, ModelFileError, RequestError, UnsupportedModelError
 from engines.core.events import Result, Token
 from engines.text.images import MAX_SIDE, decode_image, decode_messages
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from tests.vision_support import build_tiny_idefics3, build_tiny_llava, folder_with_model, png_bytes, write_projector
 
 pytestmark = pytest.mark.timeout(600)

@@ -7,7 +7,7 @@ import pytest
 from engines.core.content import data_url
 from engines.core.errors import ContextOverflowError, ModelFileError
 from engines.core.events import Result, Token
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from tests.vision_support import TINY_TOWER, folder_with_model, png_bytes, write_real_projector
 
 pytestmark = pytest.mark.timeout(600)

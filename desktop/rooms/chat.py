@@ -22,6 +22,7 @@ from engines.store.chat_images import ChatImage, ChatImageStore
 from engines.store.conversations import Conversation, Message
 from engines.core.errors import HearthError, HostError, RequestError
 from engines.core.events import Log, Progress, Result, Token
+from engines.core.requests.text import ChatRequest, LoadRequest
 from engines.store.labels import LabelStore
 from desktop.job_router import JobRouter
 from desktop.jobs import Job
@@ -225,9 +226,10 @@ class ChatRoom(QWidget):
 
     def load_model(self, model: str, backend: str = "auto", context_length: int = 4096, reloading: bool = False,
                    adapter: str | None = None) -> str:
-        body = {"backend": backend, "context_length": int(context_length), **self.model_picker.load_options()}
+        request = LoadRequest(model=model, backend=backend, context_length=int(context_length),
+                              **self.model_picker.load_options())
         if adapter is not None:
-            body["adapter"] = adapter
+            request.adapter = adapter
         job: list[str] = []
 
         def done(how: str, error: HearthError | None) -> None:
@@ -239,13 +241,12 @@ class ChatRoom(QWidget):
                     self.jobs.cancel(self.reply.job_id)
 
         job_id = self.jobs.call(
-            "text", lambda c: {**c.load(model, **body), "requested": model, "context_length": int(context_length),
-                               "reloading": reloading, "adapter": body.get("adapter", "")},
-            self._model_loaded, f"Loading {model}" + (f" + {Path(body['adapter']).name}" if body.get("adapter") else ""),
-            done)
+            "text", lambda c: {**c.load(request), "requested": model, "context_length": request.context_length,
+                               "reloading": reloading, "adapter": request.adapter},
+            self._model_loaded, f"Loading {model}" + (f" + {Path(request.adapter).name}" if request.adapter else ""), done)
         if job_id:
             job.append(job_id)
-            self._loading[job_id] = _load_key(model, body.get("adapter", ""))
+            self._loading[job_id] = _load_key(model, request.adapter)
         return job_id or ""
 
     def chat_with_adapter(self, adapter: str, base: str = "") -> None:
@@ -505,18 +506,18 @@ class ChatRoom(QWidget):
             self.notified.emit("warning", f"{missing} image(s) of this conversation are missing from {self.store.images.folder}; "
                                           "the model gets a note in their place.")
         sampling = self.sampling.values()
-        body = {"request_id": uuid.uuid4().hex, "model": model, "messages": [],
-                **{k: v for k, v in sampling.items() if v is not None}, "conversation_id": str(conv.id)}
+        request = ChatRequest(request_id=uuid.uuid4().hex, model=model, conversation_id=str(conv.id),
+                              **{k: v for k, v in sampling.items() if v is not None})
         self.store.update(conv.id, model=requested)
         bubble = self.message_view.add_message(Message("assistant", ""))
         images = self.store.images
 
         def run(client):  # on the job's worker thread: reading and base64-encoding images never stalls the window
-            body["messages"] = [request_message(m, images) for m in history]
-            return client.stream_chat(body)
+            request.messages = [request_message(m, images) for m in history]
+            return client.stream_chat(request)
 
-        job = Job("chat.text", run, label="Generating reply", request_id=body["request_id"])
-        self.reply = _Reply(job.id, body["request_id"], conv.id, requested, bubble)
+        job = Job("chat.text", run, label="Generating reply", request_id=request.request_id)
+        self.reply = _Reply(job.id, request.request_id, conv.id, requested, bubble)
         if self.jobs.submit(job, lambda event: self._on_reply_event(job.id, event),
                             lambda how, error: self._finish_reply(job.id, how, error)) is None:
             self.reply = None  # the window is closing

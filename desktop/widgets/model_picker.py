@@ -10,10 +10,9 @@ from PySide6.QtWidgets import (
 
 from desktop.widgets.adapter_picker import AdapterPicker
 from engines.core import chat_templates
+from engines.core.requests.text import BACKENDS, DEVICES
 
 ID_ROLE = Qt.ItemDataRole.UserRole
-BACKENDS = ("auto", "llama", "transformers")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def human_bytes(n: float | None) -> str:

@@ -1,6 +1,6 @@
 """The OpenAI wire format: request bodies in (checked field by field), replies and stream chunks out.
 
-Bodies become an ``engines.text.request.ChatRequest``; fields OpenAI clients send that Hearth has no
+Bodies become an ``engines.core.requests.text.ChatRequest``; fields OpenAI clients send that Hearth has no
 use for (``user``, ``metadata``, ``parallel_tool_calls``, ``store`` ...) are accepted and ignored, so
 tools that always send them work.
 """
@@ -15,7 +15,7 @@ from engines.core.content import check_content, image_parts, text_of
 from engines.core.errors import RequestError
 from engines.core.events import Result
 from engines.core.requests import check_value
-from engines.text.request import ChatRequest
+from engines.core.requests.text import ChatRequest
 
 # OpenAI name -> ChatRequest field, for fields that mean the same.
 _SAME = ("model", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "stop", "presence_penalty",

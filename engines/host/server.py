@@ -32,7 +32,7 @@ from engines.host.pump import StreamFailed, pump
 from engines.host.state import HostState, ensure_text_model, record_usage
 from engines.host.wire import SSE_DONE, InternalErrorsAsJSON, error_response, error_wire, read_json_body, sse
 from engines.text.embeddings import EmbeddingRequest
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 
 
 

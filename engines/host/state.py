@@ -16,7 +16,7 @@ from engines.image.engine import ImageEngine
 from engines.text.embeddings import EmbeddingService
 from engines.text.engine import TextEngine
 from engines.text.explore_service import ExploreService
-from engines.text.request import LoadRequest
+from engines.core.requests.text import LoadRequest
 
 
 class HostState:

@@ -1,4 +1,4 @@
 """Text generation: one interface (``TextEngine``) over llama.cpp and transformers backends."""
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 
 __all__ = ["ChatRequest", "LoadRequest"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from engines.core.cancel import CancelToken
 from engines.core.events import Result, Token
 from engines.text.engine import TextEngine
-from engines.text.request import DEFAULT_SYSTEM_PROMPT, ChatRequest, LoadRequest
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT, ChatRequest, LoadRequest
 
 
 def run_chat(args) -> int:

@@ -22,7 +22,7 @@ from engines.core.content import has_images
 from engines.core.events import Event
 from engines.text.images import decode_messages
 from engines.text.owner import ModelOwner
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 
 
 @dataclass

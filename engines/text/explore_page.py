@@ -13,7 +13,7 @@ from typing import Iterator
 from engines.core.cancel import CancelToken
 from engines.core.errors import RequestError
 from engines.core.events import Event, Result, Token
-from engines.text.request import ChatRequest
+from engines.core.requests.text import ChatRequest
 
 EXAMPLE = """Description: A page for a book club with a green heading, a welcome line and a list of two books.
 HTML:

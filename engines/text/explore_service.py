@@ -15,7 +15,7 @@ from engines.core.errors import RequestError
 from engines.core.events import Event
 from engines.text.explore_source import ExploreSource, ExploreSources
 from engines.core.requests import from_json
-from engines.text.request import DEFAULT_SYSTEM_PROMPT, ChatRequest
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT, ChatRequest
 
 
 class _Request:

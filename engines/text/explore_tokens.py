@@ -6,7 +6,7 @@ user turn, the assistant's opening), so the template's special tokens show up as
 from __future__ import annotations
 
 from engines.core.errors import RequestError
-from engines.text.request import DEFAULT_SYSTEM_PROMPT
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 MAX_CHARS = 100_000
 

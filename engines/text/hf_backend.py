@@ -15,7 +15,7 @@ from engines.core.errors import ContextOverflowError, ModelFileError, OutOfMemor
 from engines.core.events import Event, Token
 from engines.text.chat_template import PROBE, hf_template, render_checked, template_origin
 from engines.text.context import fit_messages
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from engines.text.stats import ReplyTimer
 
 

@@ -10,7 +10,7 @@ from engines.core.content import text_of
 from engines.text.context import fit_messages
 from engines.text.hf_backend import TransformersBackend
 from engines.text.images import ChatImage, chat_images
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 
 
 class VisionTransformersBackend(TransformersBackend):

@@ -19,7 +19,7 @@ from engines.core.errors import ModelFileError, OutOfMemoryError, RequestError
 from engines.core.events import Event, Token
 from engines.text.chat_template import PROBE, hf_template, llama_formatter, open_llama, render_checked, template_origin
 from engines.text.context import fit_messages
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from engines.text.stats import ReplyTimer
 from engines.text.tools import forced_call_schema, parse_tool_calls, template_messages
 

@@ -18,7 +18,7 @@ from engines.core.errors import ContextOverflowError, ModelFileError, RequestErr
 from engines.core.events import Event, Token
 from engines.text.context import fit_messages
 from engines.text.images import ChatImage, chat_images
-from engines.text.request import ChatRequest
+from engines.core.requests.text import ChatRequest
 from engines.text.stats import ReplyTimer
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from engines.core.content import text_of
-from engines.text.request import ChatRequest
+from engines.core.requests.text import ChatRequest
 
 
 def tools_active(request: ChatRequest) -> bool:

@@ -25,7 +25,7 @@ from engines.core.devices import release_memory
 from engines.core.errors import RequestError
 from engines.core.events import Event, Progress, Result
 from engines.core.requests import from_json
-from engines.text.request import DEFAULT_SYSTEM_PROMPT
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 
 @dataclass

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from engines.core.events import Metric, Progress, Result, Token
 from engines.core.resources import assets_dir
+from engines.core.requests.text import ChatRequest
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, mono_font, muted, pyqtgraph, style_plot
 from desktop.widgets.panels import side_scroll
 from desktop.widgets.palette import BAD, BASE, GOOD, TEXT
@@ -235,12 +236,12 @@ class FewShotView(ExploreView):
         if not self.prompt or self.jobs.active(self._send_job):
             return
         request_id = uuid.uuid4().hex
-        body = {"prompt": self.prompt, "model": self.model(), "temperature": 0.0, "max_tokens": 24, "stop": ["\n"],
-                "repeat_penalty": 1.0, "request_id": request_id}
+        request = ChatRequest(prompt=self.prompt, model=self.model(), temperature=0.0, max_tokens=24, stop=["\n"],
+                              repeat_penalty=1.0, request_id=request_id)
         self.answer, self.answer_done = "", False
         self.reply.setText("…")
         self.send_button.setEnabled(False)
-        self._send_job = self.jobs.stream(self.lane + ".send", lambda c: c.stream_events("/hearth/chat", body),
+        self._send_job = self.jobs.stream(self.lane + ".send", lambda c: c.stream_chat(request),
                                           self._on_answer_event, label="Asking the model", on_done=self._answer_done,
                                           request_id=request_id, on_error=lambda e: self.reply.setText(str(e)))
 

@@ -1,4 +1,5 @@
-"""What a text job needs, as JSON-serialisable dataclasses (stdlib only)."""
+"""What a text job needs (loading a model, a chat reply), as JSON-serialisable dataclasses (stdlib only: the
+GUI builds them too)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,7 @@ from engines.core.requests import from_json
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 OVERFLOW_POLICIES = ("stop", "truncate")
 BACKENDS = ("auto", "llama", "transformers")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # transformers
 ROLES = ("system", "user", "assistant", "tool")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TOOL_CHOICES = ("auto", "none", "required")
