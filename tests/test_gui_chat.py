@@ -150,9 +150,9 @@ def test_load_options_and_model_folders_persist(open_hearth, monkeypatch, tmp_pa
     sent = []
     real_load = HostClient.load
 
-    def spy(self, model, backend="auto", context_length=4096, **extra):
-        sent.append({"model": model, "backend": backend, "context_length": context_length, **extra})
-        return real_load(self, model, backend, context_length, **extra)
+    def spy(self, request):
+        sent.append(request.to_dict())
+        return real_load(self, request)
 
     monkeypatch.setattr(HostClient, "load", spy)
     hearth = open_hearth("fake")
