@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hearth", description="Hearth: local multimodal generation studio.")
@@ -32,7 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="an image the model sees before the prompt (repeatable; needs a vision model)")
     chat.add_argument("--mmproj", default="", metavar="FILE",
                       help="the vision projector (mmproj .gguf) for a GGUF model; default: an mmproj*.gguf beside it")
-    chat.add_argument("--system", default=None, help="system prompt (default: 'You are a helpful assistant.')")
+    chat.add_argument("--system", default=None, help=f"system prompt (default: '{DEFAULT_SYSTEM_PROMPT}')")
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.add_argument("--top-p", type=float, default=0.95)
     chat.add_argument("--top-k", type=int, default=40)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from engines.models import bundled_default_path  # noqa: E402
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT  # noqa: E402
 
 N_TOKENS = 128
 ROUNDS = 5
@@ -35,7 +36,7 @@ CLIENTS = 4
 CTX = 2048
 THREADS = max(1, (os.cpu_count() or 2) // 2)
 KEY = "bench-key"
-MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
+MESSAGES = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
             {"role": "user", "content": "Write a detailed essay about the history of bread."}]
 
 

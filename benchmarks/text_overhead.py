@@ -24,12 +24,12 @@ from engines.core.cancel import CancelToken  # noqa: E402
 from engines.core.events import Result  # noqa: E402
 from engines.models import bundled_default_path  # noqa: E402
 from engines.text.engine import TextEngine  # noqa: E402
-from engines.core.requests.text import ChatRequest, LoadRequest  # noqa: E402
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT, ChatRequest, LoadRequest  # noqa: E402
 
 N_TOKENS = 128
 RUNS = 5
 CTX = 2048
-MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
+MESSAGES = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
             {"role": "user", "content": "Write a detailed essay about the history of bread."}]
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SYSTEM = "You are a helpful assistant."
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT  # noqa: E402
+
+SYSTEM = DEFAULT_SYSTEM_PROMPT
 PAIRS = [
     ("Name a fruit.", "An apple.", "Fruits are many; one could say that an apple is, in some sense, a fruit."),
     ("What is 2+2?", "4.", "Well, if you add two and two together you will find that the answer is four."),

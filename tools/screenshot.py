@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from PySide6.QtCore import QEventLoop, QTimer, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT  # noqa: E402
 
 # Scenes the bundled model never saw in training (Scene.held_out), one per position word; the last one is the
 # large preview.
@@ -50,7 +51,7 @@ def chat_room(app, window, session) -> None:
     chat = window.chat
     chat.model_picker.prefer("default", "llama", 4096)
     chat.sampling.presets.apply("Precise")
-    chat.system_prompt.set_text("You are a helpful assistant.")
+    chat.system_prompt.set_text(DEFAULT_SYSTEM_PROMPT)
     wait_until(app, lambda: session.host.is_ready and chat.composer.send_button.isEnabled(), 120_000)
     for question in QUESTIONS:
         chat.composer.set_text(question)

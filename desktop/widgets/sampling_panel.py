@@ -8,8 +8,8 @@ from PySide6.QtWidgets import (
 
 from engines.store.settings import Settings
 from desktop.widgets.presets import PresetBar
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 SAMPLING_PRESETS: dict[str, dict] = {
     "Precise": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0},
@@ -20,7 +20,7 @@ DEFAULT_SAMPLING: dict = {**SAMPLING_PRESETS["Balanced"], "seed": None, "max_tok
 
 SYSTEM_PROMPT_PRESETS: dict[str, dict] = {
     "Helpful assistant": {"text": DEFAULT_SYSTEM_PROMPT},
-    "Concise": {"text": "You are a helpful assistant. Answer briefly and precisely; say so when you are unsure."},
+    "Concise": {"text": f"{DEFAULT_SYSTEM_PROMPT} Answer briefly and precisely; say so when you are unsure."},
     "Programmer": {"text": "You are an expert programmer. Answer with working code in fenced code blocks and a short explanation."},
 }
 

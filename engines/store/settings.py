@@ -5,10 +5,11 @@ import json
 from typing import Any
 
 from engines.store.storage import Database
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 DEFAULTS: dict[str, Any] = {
     "model_folders": [],
-    "default_system_prompt": "You are a helpful assistant.",
+    "default_system_prompt": DEFAULT_SYSTEM_PROMPT,
     "context_length": 4096,
     "overflow_policy": "truncate",
     "gpu_layers": -1,

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from engines.core.errors import ModelFileError, RequestError
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 HINT = ("Choose another chat template: 'chat_template' on load (chatml, llama3, gemma or a .jinja file), "
         "--chat-template in the CLI, or the template choice in Chat's model panel.")
-PROBE = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello"}]
+PROBE = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": "Hello"}]
 
 
 def read_template_file(path: str) -> str:

@@ -9,8 +9,9 @@ import random
 import re
 
 from engines.image import shapes
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
-SYSTEM_PROMPT = "You are a helpful assistant."  # Hearth's default system prompt (engines/text/request.py)
+SYSTEM_PROMPT = DEFAULT_SYSTEM_PROMPT  # what Chat sends unless the user changes it
 # What SmolLM2's ChatML template inserts when a chat has no system message.
 TEMPLATE_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
