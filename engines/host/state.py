@@ -112,3 +112,8 @@ async def ensure_text_model(state: HostState, model: str) -> str:
         return loaded.id
 
 
+
+
+def host(request) -> HostState:
+    """The state of the host serving ``request`` (a FastAPI request)."""
+    return request.app.state.hearth
