@@ -1,5 +1,12 @@
-"""The shell: a sidebar of rooms, the notification area, the status bar. Rooms do the work."""
+"""The shell: a sidebar of rooms, the notification area, the status bar. Rooms do the work.
+
+Only Chat, the first room shown, is built with the window; every other room (and its imports) is built the first
+time it is shown or another room hands it something, so the first paint waits for one room, not five.
+"""
 from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QCloseEvent
@@ -7,16 +14,38 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListWidget, QMainWindow, QProgressBar, QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from desktop.rooms.chat import ChatRoom
-from desktop.rooms.decode import DecodeRoom
-from desktop.rooms.explore import ExploreRoom
-from desktop.rooms.image import ImageRoom
-from desktop.rooms.tune import TuneRoom
 from desktop.session import Session
 from desktop.widgets.notifications import NotificationArea
 
 ROOMS = ("Chat", "Image", "Decode", "Tune", "Explore")
 ICONS = {"Chat": "❝", "Image": "▣", "Decode": "◎", "Tune": "⚙", "Explore": "⌕"}  # glyphs DejaVu Sans has
+CLASSES = {"Chat": ("desktop.rooms.chat", "ChatRoom"), "Image": ("desktop.rooms.image", "ImageRoom"),
+           "Decode": ("desktop.rooms.decode", "DecodeRoom"), "Tune": ("desktop.rooms.tune", "TuneRoom"),
+           "Explore": ("desktop.rooms.explore", "ExploreRoom")}
+
+
+class Rooms(Mapping):
+    """The rooms by name, each built the first time it is asked for."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._built: dict[str, QWidget] = {}
+
+    def __getitem__(self, name: str) -> QWidget:
+        if name not in CLASSES:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __iter__(self):
+        return iter(ROOMS)
+
+    def __len__(self) -> int:
+        return len(ROOMS)
+
+    def built(self) -> list[QWidget]:
+        return list(self._built.values())
 
 
 class MainWindow(QMainWindow):
@@ -27,17 +56,10 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(900, 600)
 
         self.notifications = NotificationArea()
-        self.chat = ChatRoom(session)
-        self.image = ImageRoom(session)
-        self.decode = DecodeRoom(session)
-        self.explore = ExploreRoom(session)
-        self.tune = TuneRoom(session)
-        built: dict[str, QWidget] = {"Chat": self.chat, "Image": self.image, "Decode": self.decode, "Explore": self.explore,
-                                     "Tune": self.tune}
-        self.rooms: dict[str, QWidget] = {name: built[name] for name in ROOMS}
         self.stack = QStackedWidget()
-        for name in ROOMS:
-            self.stack.addWidget(self.rooms[name])
+        for _name in ROOMS:
+            self.stack.addWidget(QWidget())  # a stand-in until the room is first shown
+        self.rooms = Rooms(self._build_room)
 
         sidebar = QWidget(objectName="Sidebar")
         sidebar.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -48,7 +70,7 @@ class MainWindow(QMainWindow):
         self.room_list = QListWidget(objectName="RoomList")
         for name in ROOMS:
             self.room_list.addItem(f"{ICONS[name]}   {name}")
-        self.room_list.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.room_list.currentRowChanged.connect(self._show_index)
         side.addWidget(self.room_list, 1)
 
         content = QWidget()
@@ -83,20 +105,6 @@ class MainWindow(QMainWindow):
         for signal in (runner.finished, runner.cancelled):
             signal.connect(lambda _id: self._on_job_ended())
         runner.failed.connect(lambda _id, _error: self._on_job_ended())
-        self.chat.notified.connect(self.notifications.notify)
-        self.chat.status_changed.connect(self.job_label.setText)
-        self.image.notified.connect(self.notifications.notify)
-        self.image.status_changed.connect(self.job_label.setText)
-        self.decode.notified.connect(self.notifications.notify)
-        self.decode.status_changed.connect(self.job_label.setText)
-        self.explore.notified.connect(self.notifications.notify)
-        self.tune.notified.connect(self.notifications.notify)
-        self.tune.status_changed.connect(self.job_label.setText)
-        self.tune.chat_requested.connect(self._chat_with_adapter)
-        self.image.chat_requested.connect(self._chat_with_images)
-        self.decode.chat_requested.connect(self._chat_with_images)
-        self.tune.model_exported.connect(lambda _file: self.chat.refresh_models(refresh=True))
-        self.explore.status_changed.connect(self.job_label.setText)
         self._set_host_state("starting", "Engine host starting…")
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&Self-test…", self.open_selftest)
@@ -109,8 +117,38 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1360, 860)
 
+    # The rooms, built on first use.
+    chat = property(lambda self: self.rooms["Chat"])
+    image = property(lambda self: self.rooms["Image"])
+    decode = property(lambda self: self.rooms["Decode"])
+    tune = property(lambda self: self.rooms["Tune"])
+    explore = property(lambda self: self.rooms["Explore"])
+
     def show_room(self, name: str) -> None:
         self.room_list.setCurrentRow(ROOMS.index(name))
+
+    def _show_index(self, index: int) -> None:
+        self.rooms[ROOMS[index]]  # built now if it is new
+        self.stack.setCurrentIndex(index)
+
+    def _build_room(self, name: str) -> QWidget:
+        module, cls = CLASSES[name]
+        room = getattr(importlib.import_module(module), cls)(self.session)
+        room.notified.connect(self.notifications.notify)
+        room.status_changed.connect(self.job_label.setText)
+        if name in ("Image", "Decode"):
+            room.chat_requested.connect(self._chat_with_images)
+        elif name == "Tune":
+            room.chat_requested.connect(self._chat_with_adapter)
+            room.model_exported.connect(lambda _file: self.chat.refresh_models(refresh=True))
+        index = ROOMS.index(name)
+        stand_in = self.stack.widget(index)
+        current = self.stack.currentIndex()
+        self.stack.insertWidget(index, room)
+        self.stack.removeWidget(stand_in)
+        stand_in.deleteLater()
+        self.stack.setCurrentIndex(current)
+        return room
 
     def open_selftest(self) -> None:
         from desktop.widgets.selftest_dialog import SelfTestDialog
@@ -160,9 +198,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.session.settings.set("window.geometry", bytes(self.saveGeometry().toBase64()).decode("ascii"))
-        self.chat.shutdown()
-        self.image.shutdown()
-        self.decode.shutdown()
-        self.explore.shutdown()
-        self.tune.shutdown()
+        for room in self.rooms.built():
+            room.shutdown()
         super().closeEvent(event)

@@ -135,6 +135,8 @@ class ImageRoom(QWidget):
         self._build()
         self.setAcceptDrops(True)
         session.host.ready.connect(lambda *_: self.refresh_models())
+        if session.host.is_ready:  # built after the host started (rooms are built when first shown)
+            self.refresh_models()
         self.refresh_gallery()
 
     # -- layout ----------------------------------------------------------
