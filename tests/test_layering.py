@@ -21,7 +21,7 @@ def test_colours_live_in_the_palette_only():
     """One theme source: a colour literal anywhere else in the desktop code or its style sheet is a second copy."""
     import re
 
-    colour = re.compile(r"#[0-9a-fA-F]{6}\b")
+    colour = re.compile(r"#[0-9a-fA-F]{6}(?:[0-9a-fA-F]{2})?\b")
     found = []
     for path in [*(ROOT / "desktop").rglob("*.py"), ROOT / "desktop" / "theme.qss"]:
         if path.name == "palette.py":

@@ -5,7 +5,7 @@ import threading
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from desktop.widgets.palette import MUTED, PLOT_BACKGROUND
+from desktop.widgets.palette import LINE, MUTED, PLOT_BACKGROUND
 
 
 def pyqtgraph():
@@ -18,6 +18,21 @@ def pyqtgraph():
         pg.setConfigOptions(antialias=True, background=PLOT_BACKGROUND, foreground=MUTED)
         pg._hearth_themed = True
     return pg
+
+
+def style_plot(plot, left: str = "", bottom: str = "") -> None:
+    """Hearth's look for a pyqtgraph PlotWidget: a faint grid, themed axes without SI prefixes, optional axis
+    labels, and no pyqtgraph context menu."""
+    item = plot.getPlotItem()
+    item.showGrid(x=True, y=True, alpha=0.12)
+    for name, text in (("left", left), ("bottom", bottom)):
+        axis = item.getAxis(name)
+        axis.enableAutoSIPrefix(False)
+        axis.setPen(LINE)
+        axis.setTextPen(MUTED)
+        if text:
+            item.setLabel(name, text, color=MUTED)
+    plot.setMenuEnabled(False)
 
 
 class _Warmer(QObject):

@@ -8,9 +8,10 @@ import math
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
-from desktop.rooms.decode_views.common import ACCENT, BLUE, LINE, METRIC, METRICS, MUTED, chance_level, pyqtgraph
+from desktop.rooms.decode_views.common import ACCENT, BLUE, METRIC, METRICS, MUTED, chance_level, pyqtgraph
 from desktop.widgets.panels import muted
 from desktop.widgets.palette import WARN
+from desktop.widgets.plots import style_plot
 
 RUN = WARN
 EMPTY = "No sweep yet. Give SNRs in the sweep field: the decoder is refitted at each (simulated fMRI only)."
@@ -49,16 +50,9 @@ class SweepPlot(QWidget):
     def _build_plot(self) -> None:
         pg = pyqtgraph()
         plot = pg.PlotWidget()
+        style_plot(plot, bottom="SNR (log scale)")
         item = plot.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.12)
-        for side in ("left", "bottom"):
-            axis = item.getAxis(side)
-            axis.setPen(LINE)
-            axis.setTextPen(MUTED)
-            axis.enableAutoSIPrefix(False)
-        item.setLabel("bottom", "SNR (log scale)", color=MUTED)
         item.setLogMode(x=True, y=False)
-        plot.setMenuEnabled(False)
         plot.setMinimumHeight(160)
         self.decoded_curve = plot.plot([], [], pen=pg.mkPen(ACCENT, width=2), symbol="o", symbolSize=6,
                                        symbolBrush=ACCENT, symbolPen=None)

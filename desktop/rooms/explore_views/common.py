@@ -19,7 +19,7 @@ from desktop.widgets.panels import section  # noqa: F401  (re-exported for the v
 from desktop.widgets.palette import (  # noqa: F401  (for the views)
     ACCENT, ACCENT_DIM, BASE, EDGE, LINE, MUTED, PANEL, TEXT, TOKEN_COLOURS, themed,
 )
-from desktop.widgets.plots import pyqtgraph  # noqa: F401  (for the views)
+from desktop.widgets.plots import pyqtgraph, style_plot  # noqa: F401  (for the views)
 
 # Token colours: distinct hues, dark enough for light text on the dark theme.
 SPECIAL_COLOUR = ACCENT
@@ -145,19 +145,6 @@ class ScoreBars(QWidget):
             painter.drawText(QRectF(label_w + bar_w + 4, y, value_w + 8, self.ROW),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self.fmt.format(value))
         painter.end()
-
-
-def style_plot(plot, left: str = "", bottom: str = "") -> None:
-    item = plot.getPlotItem()
-    item.showGrid(x=True, y=True, alpha=0.12)
-    for name, text in (("left", left), ("bottom", bottom)):
-        axis = item.getAxis(name)
-        axis.enableAutoSIPrefix(False)
-        axis.setPen(LINE)
-        axis.setTextPen(MUTED)
-        if text:
-            item.setLabel(name, text, color=MUTED)
-    plot.setMenuEnabled(False)
 
 
 STYLE = themed("""

@@ -9,8 +9,9 @@ import math
 
 from PySide6.QtWidgets import QGridLayout, QWidget
 
-from desktop.rooms.tune_views.common import ACCENT, BLUE, GOOD, LINE, MUTED, VIOLET, pyqtgraph
-from desktop.widgets.palette import WARN
+from desktop.rooms.tune_views.common import ACCENT, BLUE, GOOD, MUTED, VIOLET, pyqtgraph
+from desktop.widgets.palette import PANEL, WARN
+from desktop.widgets.plots import style_plot
 
 # panel title -> [(event field, legend, colour)]
 PANELS: dict[str, list[tuple[str, str, str]]] = {
@@ -43,17 +44,10 @@ class Curves(QWidget):
             plot = pg.PlotWidget()
             item = plot.getPlotItem()
             item.setTitle(f"<span style='color:{MUTED};font-size:9pt'>{title}</span>")
-            item.showGrid(x=True, y=True, alpha=0.12)
-            for side in ("left", "bottom"):
-                axis = item.getAxis(side)
-                axis.setPen(LINE)
-                axis.setTextPen(MUTED)
-                axis.enableAutoSIPrefix(False)
-            item.setLabel("bottom", "step", color=MUTED)
-            plot.setMenuEnabled(False)
+            style_plot(plot, bottom="step")
             plot.setMinimumHeight(150)
             if len(lines) > 1:
-                legend = item.addLegend(offset=(-8, 8), labelTextColor=MUTED, brush=pg.mkBrush("#1c1f24cc"))
+                legend = item.addLegend(offset=(-8, 8), labelTextColor=MUTED, brush=pg.mkBrush(f"{PANEL}cc"))
                 legend.setParentItem(item.vb)
             for key, name, colour in lines:
                 self.series[key] = ([], [])
