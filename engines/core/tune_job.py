@@ -21,10 +21,10 @@ METHODS = ("sft", "reward", "dpo", "kto", "rl")
 # Sensible starting points per method for LoRA on small models; the GUI shows them as presets.
 PRESETS: dict[str, dict[str, Any]] = {
     "sft": {"learning_rate": 2e-4, "beta": 0.0},
-    "reward": {"learning_rate": 1e-4, "beta": 0.0},
-    "dpo": {"learning_rate": 5e-5, "beta": 0.1},
+    "reward": {"learning_rate": 2e-4, "beta": 0.0},
+    "dpo": {"learning_rate": 2e-4, "beta": 0.1},
     "kto": {"learning_rate": 5e-5, "beta": 0.1},
-    "rl": {"learning_rate": 1e-5, "beta": 0.05},
+    "rl": {"learning_rate": 1e-4, "beta": 0.05},
 }
 
 

@@ -25,7 +25,8 @@ def build_trainer(ctx):
     job = ctx.job
     reward_model, reward_tokenizer = load_reward_model(Path(job.reward_model), device=ctx.device)
     args = RLOOConfig(**ctx.config_kwargs, beta=job.kl_beta, num_generations=job.num_generations,
-                      max_completion_length=job.max_completion_length, temperature=job.temperature)
+                      max_completion_length=job.max_completion_length, temperature=job.temperature,
+                      normalize_advantages=True)
     return RLOOTrainer(model=str(ctx.base_path), reward_funcs=reward_model, args=args, train_dataset=ctx.dataset(),
                        processing_class=ctx.tokenizer, reward_processing_classes=reward_tokenizer,
                        peft_config=lora_config(job, "CAUSAL_LM"), callbacks=ctx.callbacks)
