@@ -137,6 +137,9 @@ async def chat(request: Request):
             yield "data: [DONE]\n\n"
             return
         text, delay = _reply_for(user)
+        system = next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
+        if request_id.startswith("tune-") and "short sentence" not in system:  # replies to label: asked for brevity or not
+            text += " And more." * 6
         pieces = re.findall(r"\s*\S+|\s+", text)
         start, first, out, finish = time.monotonic(), None, [], "stop"
         for i, piece in enumerate(pieces):

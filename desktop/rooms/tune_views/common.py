@@ -102,6 +102,10 @@ QPlainTextEdit#RunLog {{ background: #111317; border: 1px solid #262a31; border-
     font-size: 8.5pt; color: #aeb4be; }}
 QProgressBar#TuneProgress {{ background: #23272e; border: none; border-radius: 3px; max-height: 6px; }}
 QProgressBar#TuneProgress::chunk {{ background: {ACCENT}; border-radius: 3px; }}
+QLabel#GuideChip {{ color: {MUTED}; padding: 2px 8px; border-radius: 9px; }}
+QLabel#GuideChip[state="current"] {{ color: #f5a672; background: #2a2018; border: 1px solid {ACCENT}; }}
+QLabel#GuideChip[state="done"] {{ color: {GOOD}; }}
+QLabel#ScriptedBanner {{ background: #1d2530; border: 1px solid {BLUE}; border-radius: 6px; padding: 6px 10px; color: {TEXT}; }}
 QCheckBox::indicator {{ width: 14px; height: 14px; border-radius: 4px; border: 1px solid #4a505a; background: #23272e; }}
 QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
 """
