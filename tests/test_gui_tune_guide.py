@@ -4,26 +4,14 @@ through the Train tab, and the Compare tab with base and tuned replies side by s
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engines.core import preference_demo as demo
-from gui_support import ROOT, no_leaks, open_hearth  # noqa: F401  (fixtures)
+from gui_support import no_leaks, open_hearth, tiny_base  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    """A tiny Llama folder, built in a child process so this (GUI) process never imports torch."""
-    folder = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
-            "from tests.tune_support import build_tiny_model; build_tiny_model(Path(sys.argv[1]))")
-    subprocess.run([sys.executable, "-c", code, str(folder), str(ROOT)], check=True, capture_output=True, timeout=120)
-    return folder
 
 
 def _fast_settings(base: Path):
