@@ -30,10 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SYSTEM = "You are a helpful assistant."
 
-# (train prompts, held-out prompts, candidates per prompt, new tokens, reward/DPO/RL steps)
+# (train prompts, held-out prompts, candidates per training / held-out prompt, new tokens, reward/DPO/RL steps)
 SCALES = {
-    "quick": dict(train_prompts=40, heldout_prompts=12, k=4, max_new_tokens=64, reward_steps=30, dpo_steps=30, rl_steps=16),
-    "full": dict(train_prompts=40, heldout_prompts=12, k=6, max_new_tokens=96, reward_steps=120, dpo_steps=100, rl_steps=48),
+    "quick": dict(train_prompts=40, heldout_prompts=12, k=3, heldout_k=4, max_new_tokens=64, reward_steps=20, dpo_steps=24,
+                  rl_steps=16),
+    "full": dict(train_prompts=40, heldout_prompts=12, k=6, heldout_k=6, max_new_tokens=96, reward_steps=120, dpo_steps=100,
+                 rl_steps=48),
 }
 
 
@@ -52,7 +54,13 @@ def generate(model, tokenizer, prompts: list[str], *, sample: bool, seed: int, m
     return [tokenizer.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True).strip() for row in out]
 
 
+def say(text: str) -> None:
+    """Progress on stderr (the last stdout line is the result)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def train(job: dict, work: Path, env: dict) -> dict:
+    say(f"training {job['method']} ({job['max_steps']} steps)")
     job_file = work / f"{job['method']}.json"
     job_file.write_text(json.dumps(job))
     t0 = time.time()
@@ -116,8 +124,11 @@ def main() -> None:
         sys.exit(f"The starter set has {len(prompts)} prompts; train + held-out prompts must not overlap.")
     t0 = time.time()
     texts = {p.id: [] for p in train_prompts + heldout}
-    for k in range(scale["k"]):
-        group, system = train_prompts + heldout, demo.reply_system_prompt(SYSTEM, k)
+    rounds = max(scale["k"], scale["heldout_k"])
+    for k in range(rounds):
+        say(f"writing candidates, round {k + 1} of {rounds}")
+        group = (train_prompts if k < scale["k"] else []) + (heldout if k < scale["heldout_k"] else [])
+        system = demo.reply_system_prompt(SYSTEM, k)
         for p, text in zip(group, generate(base, tokenizer, [p.prompt for p in group], sample=True, seed=k,
                                            max_new_tokens=scale["max_new_tokens"], system=system)):
             cid = store.add_candidate(p.id, text, model="default", sampling={"temperature": 0.7, "top_p": 0.95}, seed=k,
@@ -135,6 +146,16 @@ def main() -> None:
                 store.judge(ia, ib, verdict, meta={"labeler": "scripted"})
     prefs = work / "prefs.jsonl"
     n_pairs = store.export_preference(prefs)
+    held_prompts = [p.prompt for p in heldout]
+    partial = {"preference_pairs": n_pairs, "heldout_pairs": len(heldout_pairs), "generate_s": round(generate_s, 1)}
+
+    def note(**figures) -> None:  # each stage's figures as soon as they exist (work/partial.json and stderr)
+        partial.update(figures)
+        (work / "partial.json").write_text(json.dumps(partial, indent=1))
+        say(json.dumps(figures))
+
+    replies = {"base": generate(base, tokenizer, held_prompts, sample=False, seed=0, max_new_tokens=scale["max_new_tokens"])}
+    note(base_words=round(demo.mean_words(replies["base"]), 1), **partial)
 
     # 3. reward model, DPO, RL (the jobs leave learning rate and beta to the method presets)
     lora = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -142,26 +163,31 @@ def main() -> None:
               "max_length": 192, "save_steps": 1000}
     reward = train({**common, "method": "reward", "output_dir": str(work / "reward"), "max_steps": scale["reward_steps"],
                     "batch_size": 8}, work, env)
-    dpo = train({**common, "method": "dpo", "output_dir": str(work / "dpo"), "max_steps": scale["dpo_steps"],
-                 "batch_size": 4}, work, env)
-    rl = train({**common, "method": "rl", "output_dir": str(work / "rl"), "max_steps": scale["rl_steps"], "batch_size": 8,
-                "num_generations": 4, "max_completion_length": scale["max_new_tokens"],
-                "reward_model": str(work / "reward")}, work, env)
-
-    # 4. held-out evaluation
+    # 4. held-out evaluation, stage by stage
     t0 = time.time()
     rm, rm_tok = load_reward_model(work / "reward")
     correct = 0
     for prompt, a, b, verdict in heldout_pairs:
         sa, sb = reward_scores(rm, rm_tok, [prompt, prompt], [a, b])
         correct += (sa > sb) == (verdict == "a")
-    held_prompts = [p.prompt for p in heldout]
-    replies = {"base": generate(base, tokenizer, held_prompts, sample=False, seed=0, max_new_tokens=scale["max_new_tokens"])}
-    for name in ("dpo", "rl"):
-        model, tok = load_tuned_model(work / name)
-        replies[name] = generate(model, tok, held_prompts, sample=False, seed=0, max_new_tokens=scale["max_new_tokens"])
-    scores = {name: reward_scores(rm, rm_tok, held_prompts, texts_) for name, texts_ in replies.items()}
+    note(reward_accuracy=round(correct / len(heldout_pairs), 3) if heldout_pairs else None)
     eval_s = time.time() - t0
+    dpo = train({**common, "method": "dpo", "output_dir": str(work / "dpo"), "max_steps": scale["dpo_steps"],
+                 "batch_size": 4}, work, env)
+    t0 = time.time()
+    model, tok = load_tuned_model(work / "dpo")
+    replies["dpo"] = generate(model, tok, held_prompts, sample=False, seed=0, max_new_tokens=scale["max_new_tokens"])
+    note(dpo_words=round(demo.mean_words(replies["dpo"]), 1))
+    eval_s += time.time() - t0
+    rl = train({**common, "method": "rl", "output_dir": str(work / "rl"), "max_steps": scale["rl_steps"], "batch_size": 8,
+                "num_generations": 4, "max_completion_length": scale["max_new_tokens"],
+                "reward_model": str(work / "reward")}, work, env)
+    t0 = time.time()
+    model, tok = load_tuned_model(work / "rl")
+    replies["rl"] = generate(model, tok, held_prompts, sample=False, seed=0, max_new_tokens=scale["max_new_tokens"])
+    note(rl_words=round(demo.mean_words(replies["rl"]), 1))
+    scores = {name: reward_scores(rm, rm_tok, held_prompts, texts_) for name, texts_ in replies.items()}
+    eval_s += time.time() - t0
 
     def win_rate(name: str) -> float:
         pairs = list(zip(scores[name], scores["base"]))
@@ -176,7 +202,7 @@ def main() -> None:
         "preference": demo.TITLE, "labeler": demo.LABELER_NAME, "scale": scale,
         "train_prompts": len(train_prompts), "heldout_prompts": len(heldout), "preference_pairs": n_pairs,
         "generate_s": round(generate_s, 1), "eval_s": round(eval_s, 1),
-        "reward_accuracy": round(correct / len(heldout_pairs), 3) if heldout_pairs else None,
+        "reward_accuracy": partial["reward_accuracy"],
         "heldout_pairs": len(heldout_pairs),
         "measure": "mean words per greedy reply on held-out prompts (preferred end: 0)",
         "words": words, "empty_replies": {k: sum(1 for t in v if not t.strip()) for k, v in replies.items()},
