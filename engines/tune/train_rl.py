@@ -3,6 +3,13 @@
 TRL 1.16 has no PPO; RLOO samples ``num_generations`` replies per prompt, scores them with the
 reward model trained in the Tune room, and uses the other samples' mean as the baseline. ``beta``
 > 0 adds the KL penalty against the frozen base (with LoRA: the same weights, adapter off).
+
+Advantages are normalised: a reward model's scores have no fixed scale (the pair loss only sees
+differences), so without it the same learning rate moves the policy a lot with one reward model and
+not at all with another. Replies cut off at ``max_completion_length`` stay in the loss: for a
+preference such as "short answers", being cut off is what a too-long reply looks like. The logged
+loss stays near 0 by construction (one update per batch, and RLOO's leave-one-out advantages sum
+to zero over each prompt's samples); the reward and KL curves show whether it learns.
 """
 from __future__ import annotations
 

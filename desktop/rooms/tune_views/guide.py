@@ -297,8 +297,13 @@ class GuidePanel(QFrame):
         return sum(max(0, k - len(store.candidates(p.id))) for p in store.prompts(label.set_id))
 
     def hideEvent(self, event) -> None:
-        self._label_timer.stop()
+        self._label_timer.stop()  # another room (or Close guide): the labeler pauses...
         super().hideEvent(event)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.step == "label" and self.banner.isVisible() and not self.primary.isEnabled():
+            self._label_timer.start()  # ...and goes on where it stopped
 
 
 def rl_summary(events: list[dict]) -> str:
