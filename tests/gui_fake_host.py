@@ -171,6 +171,9 @@ async def chat(request: Request):
             yield "data: [DONE]\n\n"
             return
         text, delay = _reply_for(user)
+        system = next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
+        if request_id.startswith("tune-") and "short sentence" not in system:  # replies to label: asked for brevity or not
+            text += " And more." * 6
         if seen:
             text = f"I see {seen} image{'s' if seen > 1 else ''}. {text}"
         pieces = re.findall(r"\s*\S+|\s+", text)

@@ -3,6 +3,7 @@ nothing (thread, QThread, child process) outlives a test."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -104,3 +105,13 @@ def open_hearth(qtbot, no_leaks):
     yield factory
     for hearth in opened:
         hearth.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny Llama folder, built in a child process so the (GUI) test process never imports torch."""
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
+            "from tests.tune_support import build_tiny_model; build_tiny_model(Path(sys.argv[1]))")
+    subprocess.run([sys.executable, "-c", code, str(folder), str(ROOT)], check=True, capture_output=True, timeout=120)
+    return folder

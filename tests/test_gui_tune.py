@@ -3,7 +3,6 @@ and a real tiny training run started, tailed into the curves, cancelled and resu
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engines.store.labels import LabelStore
-from gui_support import HEAVY_MODULES, ROOT, no_leaks, open_hearth  # noqa: F401  (fixtures)
+from gui_support import HEAVY_MODULES, no_leaks, open_hearth, tiny_base  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -129,16 +128,6 @@ def test_replies_are_written_through_the_host_and_chat_thumbs_feed_the_store(ope
     hearth.chat.open_conversation(hearth.chat.conversation.id)  # reopened: the thumb is shown
     assert hearth.last_bubble().thumb_buttons[False].isChecked()
     assert labels.set_box.findText("Chat replies", Qt.MatchFlag.MatchStartsWith) < 0  # counted, not a set to label
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    """A tiny Llama folder, built in a child process so this (GUI) process never imports torch."""
-    folder = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
-            "from tests.tune_support import build_tiny_model; build_tiny_model(Path(sys.argv[1]))")
-    subprocess.run([sys.executable, "-c", code, str(folder), str(ROOT)], check=True, capture_output=True, timeout=120)
-    return folder
 
 
 def _tiny_form(train, base: Path, steps: int, name: str) -> None:

@@ -137,6 +137,57 @@ def test_reward_model_keeps_its_score_head(tiny, reward_dir):
     assert sum(good) / len(good) > sum(bad) / len(bad)  # it learned the labels
 
 
+def test_reward_head_starts_as_transformers_initialises_it(reward_dir):
+    head = next(e for e in _events(reward_dir) if e["event"] == "score_head")
+    assert head["expected_std"] == 0.02 and 0.01 < head["std"] < 0.04 and head["shape"] == [1, 32]
+
+
+def test_score_head_check_refuses_a_head_of_the_wrong_scale(tiny):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from engines.core.errors import ModelFileError
+    from engines.tune.train_reward import check_score_head
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny["base"]), num_labels=1)
+    assert 0.01 < check_score_head(model, tiny["base"])["std"] < 0.04
+    with torch.no_grad():
+        model.score.weight.mul_(100.0)  # e.g. a head trained for something else
+    with pytest.raises(ModelFileError, match="score head .* starts with std"):
+        check_score_head(model, tiny["base"])
+
+
+def _length_pairs(prompts: list[str], salt: int, prefer_short: bool) -> list[dict]:
+    """Pairs of a one-word and a long reply, with words that differ per prompt (held-out pairs share none)."""
+    words = ["apple", "river", "stone", "cloud", "green", "quiet", "north", "maple", "tiger", "ocean", "piano", "lemon"]
+    rows = []
+    for i, prompt in enumerate(prompts):
+        w = [words[(i * 5 + salt + j) % len(words)] for j in range(12)]
+        short, long = f"{w[0].title()}.", " ".join(w[1:1 + 8 + (i + salt) % 4]).capitalize() + "."
+        rows.append({"prompt": prompt, "chosen": short if prefer_short else long, "rejected": long if prefer_short else short})
+    return rows
+
+
+def test_reward_model_learns_a_length_preference_that_holds_on_unseen_pairs(tiny, tmp_path):
+    """The demo preference in miniature: trained on 24 pairs, it ranks 12 unseen ones (new prompts, new replies).
+    Both directions, from the same seed: a head that happened to favour one length from the start passes only one."""
+    from engines.tune.adapters import load_reward_model, reward_scores
+    from engines.tune.runner import run_job
+
+    for prefer_short in (True, False):
+        train = write_jsonl(tmp_path / f"train-{prefer_short}.jsonl",
+                            _length_pairs([f"Question {i}?" for i in range(24)], 0, prefer_short))
+        heldout = _length_pairs([f"Another question {i}, please?" for i in range(12)], 7, prefer_short)
+        out = tmp_path / f"reward-{prefer_short}"
+        run_job(TrainJob.from_dict(job_dict("reward", tiny["base"], train, out, max_steps=24, batch_size=4, learning_rate=3e-3)))
+        model, tok = load_reward_model(out)
+        prompts = [r["prompt"] for r in heldout]
+        good = reward_scores(model, tok, prompts, [r["chosen"] for r in heldout])
+        bad = reward_scores(model, tok, prompts, [r["rejected"] for r in heldout])
+        accuracy = sum(g > b for g, b in zip(good, bad)) / len(heldout)
+        assert accuracy >= 0.9, (prefer_short, accuracy, good, bad)
+
+
 def test_rl_uses_the_reward_model_with_a_kl_penalty(tiny, reward_dir, tmp_path):
     from engines.tune.runner import run_job
 

@@ -11,11 +11,12 @@ the job runner and file work on the room's own worker thread.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QTabBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QTabBar, QVBoxLayout, QWidget
 
 from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import STYLE, FileWorker, TuneJobs
 from desktop.rooms.tune_views.compare import CompareView
+from desktop.rooms.tune_views.guide import GuidePanel, GuideSettings
 from desktop.rooms.tune_views.label import LabelView
 from desktop.rooms.tune_views.run_actions import RunActions
 from desktop.rooms.tune_views.train import TrainView
@@ -65,6 +66,11 @@ class TuneRoom(QWidget):
         subtitle.setWordWrap(True)
         titles.addWidget(subtitle)
         row.addLayout(titles, 1)
+        self.guide_button = QPushButton("Teach the model a preference…", objectName="Flat",
+                                        toolTip="A guided path: replies, labels, reward model, DPO, RL, then before/after")
+        self.guide_button.clicked.connect(lambda: self.open_guide())
+        row.addWidget(self.guide_button, 0, Qt.AlignmentFlag.AlignBottom)
+        self.guide: GuidePanel | None = None  # built when first opened
         self.tab_bar = QTabBar(objectName="TuneTabBar", expanding=False, drawBase=False, usesScrollButtons=False)
         for title in ("Label", "Train", "Compare"):
             self.tab_bar.addTab(title)
@@ -79,6 +85,9 @@ class TuneRoom(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(header)
+        self.guide_slot = QVBoxLayout()
+        self.guide_slot.setContentsMargins(20, 8, 20, 0)
+        layout.addLayout(self.guide_slot)
         layout.addWidget(self.stack, 1)
 
         self.host.ready.connect(self._on_host_ready)
@@ -98,6 +107,15 @@ class TuneRoom(QWidget):
             self.compare_view.refresh_sources()
             self.compare_view.refresh_comparisons()
 
+    def open_guide(self, settings: GuideSettings | None = None) -> GuidePanel:
+        """Show the "Teach the model a preference" strip (``settings``: the guide's sizes, for tests)."""
+        if self.guide is None:
+            self.guide = GuidePanel(self, settings)
+            self.guide.step_changed.connect(lambda step: self.status_changed.emit(f"Guide: {step}"))
+            self.guide_slot.addWidget(self.guide)
+        self.guide.show()
+        return self.guide
+
     def compare_run(self, adapter: str) -> None:
         """The runs view's "Compare": the Compare tab with that run chosen."""
         self.show_tab(2)
@@ -109,6 +127,8 @@ class TuneRoom(QWidget):
 
     def shutdown(self) -> None:
         """The window is closing: stop writing replies, checkpoint a running training job, join the file worker."""
+        if self.guide is not None:
+            self.guide.hide()  # stops the scripted labeler
         self.label_view.shutdown()
         self.train_view.shutdown()
         self.compare_view.shutdown()

@@ -15,16 +15,17 @@ from typing import Any
 
 from engines.core.errors import RequestError
 from engines.core.jsonl import is_text_or_messages, read_jsonl
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 METHODS = ("sft", "reward", "dpo", "kto", "rl")
 
 # Sensible starting points per method for LoRA on small models; the GUI shows them as presets.
 PRESETS: dict[str, dict[str, Any]] = {
     "sft": {"learning_rate": 2e-4, "beta": 0.0},
-    "reward": {"learning_rate": 1e-4, "beta": 0.0},
-    "dpo": {"learning_rate": 5e-5, "beta": 0.1},
+    "reward": {"learning_rate": 2e-4, "beta": 0.0},
+    "dpo": {"learning_rate": 2e-4, "beta": 0.1},
     "kto": {"learning_rate": 5e-5, "beta": 0.1},
-    "rl": {"learning_rate": 1e-5, "beta": 0.05},
+    "rl": {"learning_rate": 1e-4, "beta": 0.05},
 }
 
 
@@ -59,7 +60,7 @@ class TrainJob:
     on_error: str = "stop"  # malformed dataset lines: stop, or skip and report them
     device: str = "auto"  # auto | cpu | cuda
     chat_format: str = "auto"  # auto: wrap plain-text rows as chat messages when the tokenizer has a template
-    system_prompt: str = "You are a helpful assistant."  # added to wrapped plain-text prompts, as Chat does
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # added to wrapped plain-text prompts, as Chat does
 
     # -- (de)serialisation --------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.errors import ModelFileError, RequestError
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 from engines.store import runs
 from engines.store.runs import read_json
 
@@ -124,7 +125,7 @@ def merge_adapter(adapter_dir: str | Path, target: str | Path) -> Path:
     return target
 
 
-def chat_text(tokenizer, prompt: Any, completion: Any = None, system_prompt: str | None = "You are a helpful assistant.") -> str:
+def chat_text(tokenizer, prompt: Any, completion: Any = None, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> str:
     """The text a model sees for ``prompt`` (+ ``completion``), with the chat template when there is one."""
     if not getattr(tokenizer, "chat_template", None):
         return (prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)) + (
@@ -137,7 +138,7 @@ def chat_text(tokenizer, prompt: Any, completion: Any = None, system_prompt: str
     return tokenizer.apply_chat_template(messages + reply, tokenize=False)
 
 
-def reward_scores(model, tokenizer, prompts: list, completions: list, system_prompt: str | None = "You are a helpful assistant.") -> list[float]:
+def reward_scores(model, tokenizer, prompts: list, completions: list, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> list[float]:
     """The reward model's score for each (prompt, completion)."""
     import torch
 

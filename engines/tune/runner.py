@@ -319,6 +319,8 @@ def _run(job, resume, rows, skipped, out, ckpt_dir, last_checkpoint, stop) -> di
         raise RequestError(f"The {job.method} trainer refused the job: {str(exc).splitlines()[0]}",
                            hint="Adjust the job's fields (batch_size, max_length, lora.target_modules, ...).") from exc
 
+    if "score_head" in extra:  # the reward model's new head, as it starts (train_reward.check_score_head)
+        log.write("score_head", **extra["score_head"])
     dataset = getattr(trainer, "train_dataset", None)
     if dataset is not None and hasattr(dataset, "__len__") and len(dataset) == 0:
         raise RequestError(f"No row of {job.dataset} survived {job.method}'s preprocessing: every reply was cut off by "

@@ -102,6 +102,10 @@ QPlainTextEdit#RunLog { background: @CODE_PANEL@; border: 1px solid @EDGE@; bord
     font-size: 8.5pt; color: @SOFT_TEXT@; }
 QProgressBar#TuneProgress { background: @FIELD@; border: none; border-radius: 3px; max-height: 6px; }
 QProgressBar#TuneProgress::chunk { background: @ACCENT@; border-radius: 3px; }
+QLabel#GuideChip { color: @MUTED@; padding: 2px 8px; border-radius: 9px; }
+QLabel#GuideChip[state="current"] { color: @ACCENT_LIGHT@; background: @ACCENT_WASH@; border: 1px solid @ACCENT@; }
+QLabel#GuideChip[state="done"] { color: @GOOD@; }
+QLabel#ScriptedBanner { background: @INFO_WASH@; border: 1px solid @BLUE@; border-radius: 6px; padding: 6px 10px; color: @TEXT@; }
 QCheckBox::indicator { width: 14px; height: 14px; border-radius: 4px; border: 1px solid @CHECK_EDGE@; background: @FIELD@; }
 QCheckBox::indicator:checked { background: @ACCENT@; border-color: @ACCENT@; }
 """)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -71,6 +72,7 @@ class CompareView(QWidget):
     notified = Signal(str, str)
     status_changed = Signal(str)
     labels_changed = Signal()
+    runs_listed = Signal()  # the run and reward-model choices were filled from the run folders
 
     def __init__(self, store: LabelStore, jobs: TuneJobs, host, settings, files: FileWorker,
                  parent: QWidget | None = None) -> None:
@@ -252,6 +254,16 @@ class CompareView(QWidget):
         index = self.reward_box.findData(reward) if reward else (1 if self.reward_box.count() > 1 else 0)
         self.reward_box.setCurrentIndex(max(0, index))
         self._want_run = None
+        self.runs_listed.emit()
+
+    def want_reward(self, folder: str) -> None:
+        """Score with this reward run once the runs are listed (the guided path's own reward model)."""
+        index = self.reward_box.findData(folder)
+        if index >= 0:
+            self.reward_box.setCurrentIndex(index)
+        else:
+            self.reward_box.addItem(Path(folder).name, folder)
+            self.reward_box.setCurrentIndex(self.reward_box.count() - 1)
 
     def select_run(self, adapter: str) -> None:
         index = self.run_box.findData(adapter)

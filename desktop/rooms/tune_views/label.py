@@ -17,8 +17,10 @@ from PySide6.QtWidgets import (
     QListWidgetItem, QMessageBox, QProgressBar, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget,
 )
 
+from engines.core import preference_demo as demo
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Progress, Result
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 from engines.store.labels import CHAT_THUMBS_SOURCE, LabelStore
 from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
@@ -26,18 +28,23 @@ from desktop.rooms.tune_views.ranking import RankView
 from desktop.widgets.panels import scrolling, side_scroll
 from desktop.widgets.palette import MUTED
 
-SYSTEM_PROMPT = "You are a helpful assistant."  # what training jobs add to plain-text prompts, too
+SYSTEM_PROMPT = DEFAULT_SYSTEM_PROMPT  # what training jobs add to plain-text prompts, too
 
 
-def generation_work(store: LabelStore, set_id: int, k: int, t_low: float, t_high: float, rng: random.Random) -> list[dict]:
-    """One entry per missing reply: each prompt gets up to ``k``, temperatures spread from low to high."""
+def generation_work(store: LabelStore, set_id: int, k: int, t_low: float, t_high: float, rng: random.Random,
+                    brief_hint: bool = False) -> list[dict]:
+    """One entry per missing reply: each prompt gets up to ``k``, temperatures spread from low to high.
+    ``brief_hint`` (the guided path): every other reply is written with the demo preference's brevity
+    hint in the system prompt (``engines.core.preference_demo``); the stored prompt stays plain."""
     work = []
     for prompt in store.prompts(set_id):
         have = len(store.candidates(prompt.id))
-        messages = [{"role": "user", "content": prompt.prompt}] if isinstance(prompt.prompt, str) else list(prompt.prompt)
-        if not any(m["role"] == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": SYSTEM_PROMPT})
+        base = [{"role": "user", "content": prompt.prompt}] if isinstance(prompt.prompt, str) else list(prompt.prompt)
         for i in range(have, k):
+            messages = list(base)
+            if not any(m["role"] == "system" for m in messages):
+                system = demo.reply_system_prompt(SYSTEM_PROMPT, i) if brief_hint else SYSTEM_PROMPT
+                messages.insert(0, {"role": "system", "content": system})
             temperature = t_low if k == 1 else t_low + (t_high - t_low) * i / (k - 1)
             work.append({"prompt_id": prompt.id, "messages": messages, "temperature": round(temperature, 3),
                          "seed": rng.randrange(2 ** 31)})
@@ -63,7 +70,8 @@ def generation_job(work: list[dict], model: str, max_tokens: int, request_id: st
             yield Result(finish_reason=result.finish_reason,
                          data={"prompt_id": item["prompt_id"], "text": result.data.get("text", ""),
                                "temperature": item["temperature"], "seed": item["seed"], "max_tokens": max_tokens,
-                               "model": model})
+                               "model": model, "system_prompt": item["messages"][0]["content"]
+                               if item["messages"][0]["role"] == "system" else None})
         yield Progress(step=total, total=total, message="Done")
     return run
 
@@ -84,11 +92,13 @@ class LabelView(QWidget):
     notified = Signal(str, str)
     status_changed = Signal(str)
     labels_changed = Signal()
+    replies_written = Signal(str)  # a "Write replies" run ended: finished, cancelled or failed
 
     def __init__(self, store: LabelStore, jobs: TuneJobs, host, settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store, self.jobs, self.host, self.settings = store, jobs, host, settings
         self.rng = random.Random()
+        self.brief_hint = False  # the guided path: every other reply written with the demo's brevity hint
         self._gen_job: str | None = None
         self._gen_stop: threading.Event | None = None
         self._gen_written = 0
@@ -322,7 +332,8 @@ class LabelView(QWidget):
             self.notified.emit("warning", "The engine host is not ready yet; try again in a moment.")
             return
         self.settings.set("tune.k", self.k_spin.value())
-        work = generation_work(self.store, self.set_id, self.k_spin.value(), self.t_low.value(), self.t_high.value(), self.rng)
+        work = generation_work(self.store, self.set_id, self.k_spin.value(), self.t_low.value(), self.t_high.value(), self.rng,
+                               brief_hint=self.brief_hint)
         if not work:
             self.notified.emit("info", f"Every prompt already has {self.k_spin.value()} replies; raise “Per prompt” for more.")
             return
@@ -360,7 +371,8 @@ class LabelView(QWidget):
             try:
                 self.store.add_candidate(d["prompt_id"], d["text"], model=d["model"],
                                          sampling={"temperature": d["temperature"], "top_p": 0.95, "max_tokens": d["max_tokens"]},
-                                         seed=d["seed"], meta={"finish_reason": event.finish_reason})
+                                         seed=d["seed"], meta={"finish_reason": event.finish_reason,
+                                                                "system_prompt": d.get("system_prompt")})
             except HearthError:
                 return  # the prompt set was deleted meanwhile
             self._gen_written += 1
@@ -378,6 +390,7 @@ class LabelView(QWidget):
         if error is not None:
             self.notified.emit("error", f"Writing replies failed: {error}")
         self._reload_views()
+        self.replies_written.emit(how)
 
     def _reload_views(self) -> None:
         self.refresh_prompts()

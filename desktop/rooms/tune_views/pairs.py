@@ -226,12 +226,13 @@ class PairView(QWidget):
         self.card_b.set_text(as_markdown(task.right.completion))
 
     # -- actions ----------------------------------------------------------------------
-    def choose(self, outcome: str) -> int | None:
-        """Label the current pair (``a`` = the left reply is better); returns the label id."""
+    def choose(self, outcome: str, meta: dict | None = None) -> int | None:
+        """Label the current pair (``a`` = the left reply is better); returns the label id. ``meta`` is
+        stored with the label (the guided path's scripted labeler marks its labels there)."""
         task = self.current
         if task is None:
             return None
-        label_id = self.store.judge(task.left.id, task.right.id, outcome)  # committed before we move on
+        label_id = self.store.judge(task.left.id, task.right.id, outcome, meta=meta)  # committed before we move on
         self.tasks.pop(0)
         self.history.append((label_id, task))
         self._show()

@@ -80,6 +80,7 @@ class TrainView(QWidget):
     notified = Signal(str, str)
     status_changed = Signal(str)
     runs_changed = Signal()
+    run_finished = Signal(str, str)  # run folder, outcome (completed, cancelled, failed)
 
     def __init__(self, store: LabelStore, settings, files: FileWorker, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -436,14 +437,7 @@ class TrainView(QWidget):
         else:
             # The host reports memory; importing psutil here would stall the GUI thread (~60 ms).
             free, where = float((self.memory or {}).get("ram_available") or 0), "RAM free"
-        per_step = seconds_per_step(self.runs, job.method, job.base_model)
-        if per_step is not None:
-            when = f"~{human_seconds(per_step * job.max_steps)} ({per_step:.2f} s/step in your earlier {job.method} runs)"
-        else:
-            tokens = job.batch_size * job.gradient_accumulation_steps * (2 if job.method in ("dpo", "reward") else 1) * job.max_length * 0.5
-            flops = 6 * params * tokens * (3 if job.method == "rl" else 1)
-            per_step = flops / (4e12 if gpu else 4e10)
-            when = f"~{human_seconds(per_step * job.max_steps)} + model load (a rough guess; it learns from your runs)"
+        when = time_estimate(job, params, self.runs, gpu)[1]
         if not free:  # the host has not reported memory yet
             self.estimate.setText(f"Memory ~{human_bytes(need)} (free memory shows once the engine host is up)\nTime {when}")
             set_state(self.estimate, "fits", True)
@@ -452,6 +446,44 @@ class TrainView(QWidget):
         self.estimate.setText(f"Memory ~{human_bytes(need)} of {human_bytes(free)} {where}" + ("" if fits else " ⚠ may not fit: lower "
                               "batch size or max length") + f"\nTime {when}")
         set_state(self.estimate, "fits", fits)
+
+    def time_estimate(self) -> tuple[float, str] | None:
+        """(seconds, how it was reached) for the job on the form, or None while the form has an error."""
+        job = self.check_form()
+        if job is None:
+            return None
+        params = self._estimate_cache.get(job.base_model, (BUNDLED["params"], None))[0]
+        gpu = bool(self.memory and self.memory.get("vram_total")) and job.device != "cpu"
+        return time_estimate(job, params, self.runs, gpu)
+
+    def apply_settings(self, values: dict) -> None:
+        """Fill the form (the guided path's settings): method first (it sets the preset learning rate and
+        beta), then any of base_model, reward_model, steps, batch, max_length, learning_rate, lora_r,
+        lora_alpha, targets, device, generations, completion_tokens, save_steps, run_name."""
+        self.set_method(values.get("method", self.method))
+        self.dataset_box.setCurrentIndex(self.dataset_box.findData(FROM_LABELS))
+        for key, box in (("base_model", self.base_box), ("reward_model", self.reward_box)):
+            if values.get(key):
+                if values[key] == "default":
+                    box.setCurrentIndex(box.findData("default"))
+                else:
+                    self.add_choice(box, values[key])
+        spins = {"steps": self.steps, "batch": self.batch, "max_length": self.max_length, "lora_r": self.lora_r,
+                 "lora_alpha": self.lora_alpha, "generations": self.generations, "completion_tokens": self.completion_tokens,
+                 "save_steps": self.save_steps}
+        for key, spin in spins.items():
+            if key in values:
+                spin.setValue(int(values[key]))
+        if "learning_rate" in values:
+            self.lr.setText(f"{values['learning_rate']:g}")
+        if "targets" in values:
+            self.targets.setText(", ".join(values["targets"]))
+        if "device" in values:
+            self.device.setCurrentText(values["device"])
+        if "run_name" in values:
+            self.run_name.setText(values["run_name"])
+        self.update_dataset_info()
+        self._form_changed()
 
     def set_memory(self, memory: dict) -> None:
         self.memory = memory
@@ -694,6 +726,7 @@ class TrainView(QWidget):
             set_state(self.run_status, "state", outcome)
         if outcome == "failed" or (code not in (0, None) and not self._cancelling and outcome != "completed"):
             message = self._last_error or _last_line(self._stderr) or f"the trainer exited with code {code}"
+            outcome = "failed"
             self.run_status.setText(f"failed: {message}")
             set_state(self.run_status, "state", "failed")
             self.notified.emit("error", f"Training failed: {message}")
@@ -701,6 +734,7 @@ class TrainView(QWidget):
             self.notified.emit("info", f"Training finished: the adapter is in {self.run_dir}")
         self._cancelling = False
         self.status_changed.emit(f"Training {outcome}")
+        self.run_finished.emit(str(self.run_dir or ""), outcome)
         self.refresh_runs(select=self.run_dir.name if self.run_dir else None)
         self._update_buttons()
 
@@ -715,6 +749,18 @@ class TrainView(QWidget):
             process.kill()
             process.waitForFinished(3000)
         self._on_finished(process.exitCode(), process.exitStatus())
+
+
+def time_estimate(job: TrainJob, params: int, runs: list[RunInfo], gpu: bool) -> tuple[float, str]:
+    """(seconds, text) for ``job``: from the speed of earlier runs of the same method and base, else a rough guess."""
+    per_step = seconds_per_step(runs, job.method, job.base_model)
+    if per_step is not None:
+        seconds = per_step * job.max_steps
+        return seconds, f"~{human_seconds(seconds)} ({per_step:.2f} s/step in your earlier {job.method} runs)"
+    tokens = job.batch_size * job.gradient_accumulation_steps * (2 if job.method in ("dpo", "reward") else 1) * job.max_length * 0.5
+    flops = 6 * params * tokens * (3 if job.method == "rl" else 1)
+    seconds = flops / (4e12 if gpu else 4e10) * job.max_steps
+    return seconds, f"~{human_seconds(seconds)} + model load (a rough guess; it learns from your runs)"
 
 
 def _last_line(text: str) -> str:
