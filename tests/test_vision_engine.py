@@ -247,3 +247,17 @@ def test_selftest_reports_a_missing_bundled_vision_model(monkeypatch):
     monkeypatch.setattr(registry, "VISION_ASSET", ("assets", "vision-default", "no-such-mmproj.gguf"))
     with pytest.raises(selftest.CheckFailed, match="no-such-mmproj.gguf is missing from this build"):
         selftest.check_vision(host=None)
+
+
+def test_the_models_command_says_which_models_see_images(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    folder_with_model(tmp_path / "models" / "smol", ("mmproj-smol.gguf", 576))
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "models", "--folder", str(tmp_path / "models")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if "SmolLM2" in line]
+    assert len(rows) == 2 and sorted(row.split()[-1] for row in rows) == ["text", "text+images"]

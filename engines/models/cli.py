@@ -6,7 +6,7 @@ import sys
 
 from engines.models.registry import configured_folders, scan_models
 
-COLUMNS = ("name", "format", "arch", "params", "quant", "ctx", "estimate", "fits")
+COLUMNS = ("name", "format", "arch", "params", "quant", "ctx", "estimate", "fits", "sees")
 
 
 def _params(n: int | None) -> str:
@@ -34,7 +34,8 @@ def run_models(args) -> int:
     for entry in entries:
         est = entry.estimate(ctx)
         rows.append((entry.name, entry.format, entry.architecture, _params(entry.parameters), entry.quantization,
-                     str(entry.context_length or "?"), f"{est.total_bytes / 1e9:.1f} GB", "yes" if est.fits else "NO"))
+                     str(entry.context_length or "?"), f"{est.total_bytes / 1e9:.1f} GB", "yes" if est.fits else "NO",
+                     "text+images" if entry.vision else "text"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -115,6 +115,8 @@ class ImageTokenCounter:
         self._known: dict[str, int] = {}
 
     def __call__(self, image: ChatImage) -> int:
+        if len(self._known) > 4096:  # a long-running host: forget, rather than grow without end
+            self._known.clear()
         if image.digest not in self._known:
             self._known[image.digest] = self._count(image)
         return self._known[image.digest]
