@@ -16,8 +16,14 @@ text around the image is tokenized in separate pieces, as libmtmd does.
 
 Data: engines/image/shapes.py scenes; the held-out ones (Scene.held_out, about one in eight) are never trained
 on and are what benchmarks/vision_chat.py grades. Every batch is drawn from (seed, step) alone, so a run stopped and
-continued with --resume ends where an uninterrupted one would. <out>/training.json records the settings, the times
-and the loss curve.
+continued with --resume ends where an uninterrupted one would (tests/test_vision_training.py). <out>/training.json
+records the settings, the times, the loss curves and held-out evaluations.
+
+The shipped weights: one run, defaults, --stage1-steps 300 --max-minutes 45, on 2 shared CPU cores (torch 2.13,
+1 thread): stage 1 2.2 min, stage 1b 0.6 min, stage 2 562 steps (~4.8 s each). The stage-2 answer loss fell from 2.15
+to 0.22 per token, but held-out first answers (teacher-forced exact, 24 scenes) at the end were colour 0.33, shape
+0.5-0.75, position 0.17-0.29, background 0.75-0.88: undertrained for the issue's targets; more stage-2 steps
+(--resume with a larger --max-minutes) are the next thing to try.
 """
 from __future__ import annotations
 
