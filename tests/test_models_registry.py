@@ -321,13 +321,13 @@ def test_scan_reports_bad_files_and_lists_good_ones(tmp_path):
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "also-broken.gguf").write_bytes(b"x")
     entries, errors = scan_models([folder], include_hf_cache=False)
-    assert [e.id for e in entries] == ["default", str(good)]
+    assert [e.id for e in entries if e.id != "default-vision"] == ["default", str(good)]  # the bundled vision model is listed too
     assert len(errors) == 1 and isinstance(errors[0], ModelFileError) and str(bad) in str(errors[0])
 
 
 def test_scan_missing_folder_is_an_error_not_an_exception(tmp_path):
     entries, errors = scan_models([tmp_path / "gone"], include_hf_cache=False)
-    assert [e.id for e in entries] == ["default"]
+    assert [e.id for e in entries if e.id != "default-vision"] == ["default"]
     assert "does not exist" in str(errors[0]) and "Settings" in str(errors[0])
 
 
@@ -345,7 +345,7 @@ def test_hf_cache_layout(tmp_path, monkeypatch):
 
     entries, errors = scan_models([], include_hf_cache=True)
     assert errors == []
-    by_id = {e.id: e for e in entries}
+    by_id = {e.id: e for e in entries if e.id != "default-vision"}
     assert list(by_id) == ["default", str(snapshot), str(gguf_snap / "tiny-Q8_0.gguf")]
     chat = by_id[str(snapshot)]
     assert (chat.source, chat.format, chat.name, chat.architecture) == ("hf-cache", "hf-folder", "org/tiny-chat (F16)", "llama")
@@ -395,7 +395,7 @@ def test_cli_table_and_json(tmp_path, capsys):
     assert run_models(Namespace(folder=[str(folder)], context_length=2048, json=True)) == 0
     out, _ = capsys.readouterr()
     data = json.loads(out)
-    assert [m["id"] for m in data["models"]][:2] == ["default", str(folder / "tiny.gguf")]
+    assert [m["id"] for m in data["models"] if m["id"] != "default-vision"][:2] == ["default", str(folder / "tiny.gguf")]
     assert data["models"][0]["estimate"]["context_length"] == 2048
     assert data["errors"][0]["kind"] == "model_file"
 

@@ -80,9 +80,9 @@ def test_llama_cpp_loads_it_and_matches_pytorch(tiny):
     import torch
     import llama_cpp.mtmd_cpp as mtmd
     from llama_cpp import Llama
-    from llama_cpp.llama_chat_format import MTMDChatHandler
 
     from engines.models.registry import bundled_default_path
+    from engines.text.llama_vision import make_handler
     from engines.vision.model import preprocess
 
     model, path = tiny
@@ -90,16 +90,7 @@ def test_llama_cpp_loads_it_and_matches_pytorch(tiny):
     with torch.no_grad():
         expected = model(preprocess([img], 32))[0].numpy()
 
-    class Handler(MTMDChatHandler):  # SmolLM2's template concatenates string contents: give it one
-        @classmethod
-        def _convert_message_for_template(cls, message, media_marker):
-            parts = message["content"]
-            if isinstance(parts, str):
-                return dict(message)
-            text = "".join(media_marker + "\n" if p["type"] == "image_url" else p["text"] for p in parts)
-            return {**message, "content": text}
-
-    handler = Handler(clip_model_path=str(path), verbose=False)
+    handler = make_handler("MTMDChatHandler", str(path))  # Hearth's generic handler (string contents for SmolLM2)
     llm = Llama(str(bundled_default_path()), n_ctx=256, n_threads=1, verbose=False, chat_handler=handler)
     try:
         handler._init_mtmd_context(llm)
