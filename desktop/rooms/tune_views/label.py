@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from engines.core import preference_demo as demo
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Progress, Result
-from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
+from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT, ChatRequest
 from engines.store.labels import CHAT_THUMBS_SOURCE, LabelStore
 from desktop.rooms.tune_views.common import Card, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.pairs import PairView, as_markdown
@@ -59,10 +59,10 @@ def generation_job(work: list[dict], model: str, max_tokens: int, request_id: st
             if stop.is_set():
                 return
             yield Progress(step=i, total=total, message=f"Writing reply {i + 1} of {total}")
-            body = {"request_id": request_id, "model": model, "messages": item["messages"], "temperature": item["temperature"],
-                    "top_p": 0.95, "seed": item["seed"], "max_tokens": max_tokens}
+            request = ChatRequest(request_id=request_id, model=model, messages=item["messages"], temperature=item["temperature"],
+                                  top_p=0.95, seed=item["seed"], max_tokens=max_tokens)
             result = None
-            for event in client.stream_chat(body):
+            for event in client.stream_chat(request):
                 if isinstance(event, Result):
                     result = event
             if result is None or result.finish_reason == "cancelled" or stop.is_set():
