@@ -95,7 +95,7 @@ class Hearth:
 
     def __init__(self):
         from engines.text.engine import TextEngine
-        from engines.text.request import LoadRequest
+        from engines.core.requests.text import LoadRequest
 
         self.engine = TextEngine()
         self.loaded = self.engine.load(LoadRequest(model="default-vision", backend="llama", context_length=CTX))
@@ -103,7 +103,7 @@ class Hearth:
     def stream(self, msgs: list[dict], max_tokens: int):
         from engines.core.cancel import CancelToken
         from engines.core.events import Token
-        from engines.text.request import ChatRequest
+        from engines.core.requests.text import ChatRequest
 
         request = ChatRequest(messages=msgs, model=self.loaded.id, temperature=0.0, max_tokens=max_tokens, seed=0)
         for event in self.engine.chat(request, CancelToken()):

@@ -9,7 +9,7 @@ import pytest
 
 from engines.core.events import Result
 from engines.image import shapes
-from engines.text.request import ChatRequest, LoadRequest
+from engines.core.requests.text import ChatRequest, LoadRequest
 from engines.vision import prompts
 
 pytestmark = pytest.mark.timeout(600)
