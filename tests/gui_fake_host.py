@@ -1,260 +1,171 @@
-"""A tiny stand-in for the engine host (see engines/host/API.md) for fast GUI tests.
+"""The real engine host with stand-in engines, for fast GUI tests (see engines/host/API.md).
 
-Run as ``python tests/gui_fake_host.py [--parent-pid PID]``: prints the READY line, serves canned
-models and streams canned replies token by token, honouring /hearth/cancel and the API key.
-Replies: a question about France -> "The capital of France is Paris."; a message with "long"
--> a long Markdown answer (a few seconds); "fail" -> an Error event; anything else -> an echo.
-Message content may be OpenAI parts (text, image_url with a data: URL): the vision model answers how many
-images it got, a text-only model gets the engine's error, and GET /fake/chat-requests lists what chat received.
-/hearth/decode/run streams the decoding run's stages and a Result with small generated PNGs.
+Run as ``python tests/gui_fake_host.py [--parent-pid PID]``: this is ``engines.host.server.serve`` (the real app,
+routes, guard, wire format, READY line and parent watch) on a ``StandInState`` instead of ``HostState``. Its engines
+yield the real typed events and raise the real errors, canned and fast, without the ML stack:
+
+- text: five listed models (``default``, a 70B that does not fit, a ``broken`` file, an image checkpoint, a vision
+  model); replies stream word by word: a question about France -> "The capital of France is **Paris**."; "long" ->
+  a long Markdown answer (a few seconds); "fail" -> ContextOverflowError; anything else -> "You said: ...". The vision
+  model starts with "I see N image(s)."; a text-only model given images refuses. Tune's replies (request ids
+  ``tune-...``) run long unless the system prompt asks for "a short sentence".
+- decode: the run's stages and a Result with small generated PNGs; source "data" is a DataFileError; ``steps`` >= 100
+  makes the reconstruct stage slow enough to cancel.
+- tune: compare writes "Base answer to ..." / "Tuned answer to ...!" (reward scores 0.1 / 0.9); merge writes a
+  config.json naming the adapter.
+GET /fake/chat-requests lists the chat requests the text engine received.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
-import socket
-import threading
+import sys
 import time
+from dataclasses import asdict
+from pathlib import Path
 
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter
 
-KEY = os.environ.get("HEARTH_API_KEY", "")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository root
+
+from engines.core.cancel import CancelToken  # noqa: E402
+from engines.core.compare_stats import reward_win_rate  # noqa: E402
+from engines.core.content import has_images, image_parts, text_of  # noqa: E402
+from engines.core.devices import MemoryInfo  # noqa: E402
+from engines.core.errors import (  # noqa: E402
+    ContextOverflowError, DataFileError, ModelFileError, RequestError, UnsupportedModelError,
+)
+from engines.core.events import Progress, Result, Token  # noqa: E402
+from engines.core.requests.text import ChatRequest, LoadRequest  # noqa: E402
+from engines.models.entry import ModelEntry  # noqa: E402
+from engines.models.estimate import MemoryEstimate  # noqa: E402
+from engines.models.image_models import ImageModelEntry  # noqa: E402
+from engines.store.runs import check_adapter  # noqa: E402
+from engines.text.engine import LoadedModel, TextEngine  # noqa: E402
+from engines.text.owner import ModelOwner  # noqa: E402
+from engines.text.stats import ReplyTimer  # noqa: E402
+
 TOKEN_DELAY = float(os.environ.get("FAKE_HOST_TOKEN_DELAY", "0.01"))
 LONG_DELAY = float(os.environ.get("FAKE_HOST_LONG_DELAY", "0.03"))
-GIB = 1024 ** 3
-
+MIB, GIB = 1024 ** 2, 1024 ** 3
+MACHINE = MemoryInfo(ram_total=16 * GIB, ram_available=8 * GIB)  # no GPU
 
 
 def _entry(id: str, name: str, quantization: str, parameters: int, total_bytes: int, source: str, kind: str = "text",
-           vision: bool = False) -> dict:
-    """A ModelEntry.to_dict() as the real host sends it."""
-    estimate = {"weights_bytes": total_bytes - 60 * 1024 ** 2, "kv_cache_bytes": 40 * 1024 ** 2, "overhead_bytes": 20 * 1024 ** 2,
-                "total_bytes": total_bytes, "available_bytes": 8 * GIB, "fits": total_bytes < 8 * GIB, "context_length": 4096}
-    return {"id": id, "name": name, "path": id, "format": "gguf", "kind": kind, "source": source, "architecture": "llama",
-            "parameters": parameters, "quantization": quantization, "context_length": 8192, "size_bytes": total_bytes,
-            "gguf_file": "", "layers": 30, "kv_heads": 3, "head_dim": 64, "estimate": estimate, "vision": vision}
+           vision: bool = False, vision_error: str = "") -> dict:
+    entry = ModelEntry(id, name, id, "gguf" if kind == "text" else "safetensors", kind, source, "llama", parameters,
+                       quantization, 8192, total_bytes, layers=30, kv_heads=3, head_dim=64, vision=vision,
+                       vision_error=vision_error)
+    estimate = MemoryEstimate(total_bytes - 60 * MIB, 40 * MIB, 20 * MIB, total_bytes, MACHINE.ram_available,
+                              total_bytes < MACHINE.ram_available, 4096)
+    return {**asdict(entry), "estimate": estimate.to_dict()}
 
 
 MODELS = [
-    _entry("default", "SmolLM2-135M-Instruct (fake)", "Q4_1", 135_000_000, 180 * 1024 ** 2, "bundled"),
+    _entry("default", "SmolLM2-135M-Instruct (fake)", "Q4_1", 135_000_000, 180 * MIB, "bundled"),
     _entry("/models/huge-70b.Q4_K_M.gguf", "Huge-70B (fake)", "Q4_K_M", 70_000_000_000, 42 * GIB, "folder"),
-    {**_entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * 1024 ** 2, "folder"),
-     "vision_error": "mmproj-other.gguf projects to 2048 values but broken.gguf embeds 576"},
-    _entry("/models/sd-tiny.safetensors", "an image checkpoint", "F16", 1_000_000, 10 * 1024 ** 2, "folder", kind="image"),
-    _entry("default-vision", "SmolLM2 + Hearth shapes vision (fake)", "Q4_1", 140_000_000, 190 * 1024 ** 2, "bundled", vision=True),
+    _entry("/models/broken.gguf", "broken (fake)", "Q8_0", 1_000_000, 10 * MIB, "folder",
+           vision_error="mmproj-other.gguf projects to 2048 values but broken.gguf embeds 576"),
+    _entry("/models/sd-tiny.safetensors", "an image checkpoint", "F16", 1_000_000, 10 * MIB, "folder", kind="image"),
+    _entry("default-vision", "SmolLM2 + Hearth shapes vision (fake)", "Q4_1", 140_000_000, 190 * MIB, "bundled", vision=True),
 ]
+VISION_HINT = "Load a model marked 'vision': " + ", ".join(m["name"] for m in MODELS if m["vision"]) + "."
 LONG_REPLY = (
     "Here is a longer answer with **Markdown**.\n\n"
     + "".join(f"{i}. Point number {i} explains one more thing in a sentence of moderate length.\n" for i in range(1, 25))
     + "\n```python\ndef greet(name):\n    return f\"hello {name}\"\n```\n\nThat is all."
 )
 
-app = FastAPI()
-loaded: dict[str, str] = {}
-cancelled: set[str] = set()
-chat_requests: list[dict] = []
 
+# -- text ---------------------------------------------------------------------------
+class CannedBackend:
+    """What a llama.cpp/transformers backend does for the text engine, with canned replies."""
 
-@app.middleware("http")
-async def check_key(request: Request, call_next):
-    if KEY and request.headers.get("authorization") != f"Bearer {KEY}":
-        return JSONResponse({"error": {"kind": "host", "message": "Bad or missing API key."}}, status_code=401)
-    return await call_next(request)
+    def __init__(self, entry: dict, load: LoadRequest) -> None:
+        self.entry, self.load = entry, load
 
+    def info(self) -> dict:
+        return {"context_length": self.load.context_length, "vision": self.entry["vision"]}
 
-@app.get("/hearth/health")
-async def health():
-    return {"status": "ok", "pid": os.getpid(), "loaded": list(loaded)}
-
-
-@app.get("/hearth/models")
-async def models(refresh: int = 0):
-    return {"models": MODELS}
-
-
-@app.get("/hearth/memory")
-async def memory():
-    return {"ram_total": 16 * GIB, "ram_available": 8 * GIB, "gpu_name": None, "vram_total": 0, "vram_free": 0,
-            "loaded": [{"model": m, "backend": b, "estimate_bytes": 180 * 1024 ** 2} for m, b in loaded.items()]}
-
-
-@app.post("/hearth/models/load")
-async def load(request: Request):
-    body = await request.json()
-    model = body.get("model", "default")
-    if "broken" in model:
-        return JSONResponse({"error": {"kind": "model_file", "path": model,
-                                       "message": f"{model} is truncated (12 MB of 2 GB). Download it again."}}, status_code=400)
-    await asyncio.sleep(0.05)
-    backend = "llama" if body.get("backend", "auto") == "auto" else body["backend"]
-    adapter = body.get("adapter") or ""
-    name = next((m["name"] for m in MODELS if m["id"] == model), model)
-    if adapter:  # as the real host: base + adapter on transformers, named after the run
-        if body.get("backend") == "llama":
-            return JSONResponse({"error": {"kind": "request", "message": "Adapters need the transformers backend."}}, status_code=400)
-        backend, model, name = "transformers", f"{model}+{adapter}", f"{name} + {os.path.basename(adapter.rstrip('/'))}"
-    loaded.clear()
-    loaded[model] = backend
-    return {"model": model, "backend": backend, "info": {"context_length": body.get("context_length"), "name": name,
-                                                          "load": {"adapter": adapter}}}
-
-
-@app.post("/hearth/models/unload")
-async def unload(request: Request):
-    body = await request.json()
-    gone = [body["model"]] if body.get("model") else list(loaded)
-    for model in gone:
-        loaded.pop(model, None)
-    return {"unloaded": gone}
-
-
-@app.post("/hearth/cancel")
-async def cancel(request: Request):
-    body = await request.json()
-    cancelled.add(body["request_id"])
-    return {"cancelled": True}
-
-
-def _reply_for(text: str) -> tuple[str, float]:
-    if "capital of France" in text:
-        return "The capital of France is **Paris**.", TOKEN_DELAY
-    if "long" in text.lower():
-        return LONG_REPLY, LONG_DELAY
-    return f"You said: {text}", TOKEN_DELAY
-
-
-def _text(content) -> str:
-    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content if p.get("type") == "text")
-
-
-def _images(content) -> list[str]:
-    return [] if isinstance(content, str) else [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
-
-
-@app.get("/fake/chat-requests")
-async def received_chats():
-    return {"requests": chat_requests}
-
-
-@app.post("/hearth/chat")
-async def chat(request: Request):
-    body = await request.json()
-    chat_requests.append(body)
-    request_id = body.get("request_id", "")
-    messages = body.get("messages", [])
-    for i, m in enumerate(messages):  # as the real host: data: URLs only
-        for url in _images(m["content"]):
-            if not url.startswith("data:image/"):
-                return JSONResponse({"error": {"kind": "request", "message": f"messages[{i}]: image_url must be a data:image/ URL."}},
-                                    status_code=400)
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    user, seen = _text(last), len(_images(last))
-    entry = next((e for e in MODELS if e["id"] == body.get("model")), {})
-    blind = any(_images(m["content"]) for m in messages) and not entry.get("vision")
-
-    async def events():
-        def line(data: dict) -> str:
-            return f"data: {json.dumps(data)}\n\n"
-
-        if blind:  # the engine's words for a text-only model given an image
-            yield line({"type": "Error", "error": {"kind": "unsupported_model", "message": f"{entry.get('name')} reads text only "
-                        f"and cannot see images. Load a model marked 'vision': {MODELS[-1]['name']}."}})
-            yield "data: [DONE]\n\n"
-            return
+    def generate(self, request: ChatRequest, cancel: CancelToken):
+        last = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
+        user, seen = text_of(last), len(image_parts(last))
         if "fail" in user:
-            yield line({"type": "Error", "error": {"kind": "context_overflow", "message": "The conversation does not fit."}})
-            yield "data: [DONE]\n\n"
-            return
-        text, delay = _reply_for(user)
-        system = next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
-        if request_id.startswith("tune-") and "short sentence" not in system:  # replies to label: asked for brevity or not
+            raise ContextOverflowError("The conversation does not fit.", hint="Start a new conversation or raise the context.")
+        text, delay = f"You said: {user}", TOKEN_DELAY
+        if "capital of France" in user:
+            text = "The capital of France is **Paris**."
+        elif "long" in user.lower():
+            text, delay = LONG_REPLY, LONG_DELAY
+        system = next((m["content"] for m in request.messages if m["role"] == "system"), "")
+        if request.request_id.startswith("tune-") and "short sentence" not in system:  # replies to label: brief or not
             text += " And more." * 6
         if seen:
             text = f"I see {seen} image{'s' if seen > 1 else ''}. {text}"
-        pieces = re.findall(r"\s*\S+|\s+", text)
-        start, first, out, finish = time.monotonic(), None, [], "stop"
-        for i, piece in enumerate(pieces):
-            if request_id in cancelled:
+        timer, out, finish = ReplyTimer(), [], "stop"
+        for i, piece in enumerate(re.findall(r"\s*\S+|\s+", text)):
+            if cancel.cancelled:
                 finish = "cancelled"
                 break
-            if i >= int(body.get("max_tokens") or 10 ** 9):
+            if i >= request.max_tokens:
                 finish = "length"
                 break
-            await asyncio.sleep(delay)
-            first = first or time.monotonic() - start
+            time.sleep(delay)
+            timer.token()
             out.append(piece)
-            yield line({"type": "Token", "text": piece, "index": i})
-        total = time.monotonic() - start
-        data = {"text": "".join(out), "prompt_tokens": sum(len(_text(m["content"]).split()) for m in messages),
-                "completion_tokens": len(out), "ttft_s": first or 0.0, "tokens_per_s": len(out) / total if total else 0.0,
-                "total_s": total, "dropped_messages": 0}
-        yield line({"type": "Result", "finish_reason": finish, "data": data})
-        yield "data: [DONE]\n\n"
+            yield Token(piece, i)
+        prompt_tokens = sum(len(text_of(m["content"]).split()) for m in request.messages)
+        yield timer.result(finish, "".join(out), prompt_tokens, len(out), dropped_messages=0)
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    def close(self) -> None:
+        pass
 
 
-@app.post("/hearth/tune/compare")
-async def tune_compare(request: Request):
-    """Canned comparison: the tuned reply is the base reply with a cheerful ending; a reward model likes it more."""
-    body = await request.json()
-    if not os.path.isfile(os.path.join(body.get("adapter", ""), "adapter_config.json")):
-        return JSONResponse({"error": {"kind": "model_file", "message": f"{body.get('adapter')} holds no adapter: "
-                                       "adapter_config.json is missing."}}, status_code=400)
+class StandInText(TextEngine):
+    """The real text engine (model table, owner threads, queue, unload) over the canned registry and backend."""
 
-    async def events():
-        def line(data: dict) -> str:
-            return f"data: {json.dumps(data)}\n\n"
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[dict] = []  # what chat received, for GET /fake/chat-requests
 
-        pairs = []
-        for i, prompt in enumerate(body["prompts"]):
-            text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
-            for side in (0, 1):
-                await asyncio.sleep(TOKEN_DELAY)
-                yield line({"type": "Progress", "step": 2 * i + side, "total": 2 * len(body["prompts"]), "message": "writing"})
-            pair = {"index": i, "prompt": prompt, "base": f"Base answer to {text}", "tuned": f"Tuned answer to {text}!",
-                    "seed": body.get("seed", 0) + i}
-            if body.get("reward_model"):
-                pair.update(base_score=0.1, tuned_score=0.9)
-            pairs.append(pair)
-        finish = "cancelled" if body.get("request_id") in cancelled else "stop"
-        yield line({"type": "Result", "finish_reason": finish, "data": {"pairs": pairs, "adapter": body["adapter"]}})
-        yield "data: [DONE]\n\n"
+    def load(self, load: LoadRequest) -> LoadedModel:
+        load.validate()
+        model, adapter = load.model, check_adapter(load.adapter) if load.adapter else None
+        if adapter is not None and model in ("", "auto"):
+            model = adapter.base_model
+        entry = next((e for e in MODELS if e["id"] == model), None)
+        if entry is None or entry["kind"] != "text":
+            raise ModelFileError(f"{model} is not a model file Hearth knows.", path=model, hint="Choose a model from the list.")
+        if "broken" in model:
+            raise ModelFileError(f"{model} is truncated (12 MB of 2 GB).", path=model, hint="Download it again.")
+        time.sleep(0.05)
+        key, name, backend_name = entry["id"], entry["name"], "llama" if load.backend == "auto" else load.backend
+        if adapter is not None:  # as the real engine: base + adapter on transformers, named after the run
+            key, name, backend_name = f"{key}+{adapter.path}", f"{name} + {adapter.name}", "transformers"
+        backend = CannedBackend(entry, load)
+        loaded = LoadedModel(key, name, backend_name, load, backend, ModelOwner(backend_name), entry["estimate"]["total_bytes"],
+                             backend.info())
+        with self._lock:
+            previous = self._models.pop(key, None)
+            self._models[key] = loaded
+        if previous is not None:
+            self._close(previous)
+        return loaded
 
-    return StreamingResponse(events(), media_type="text/event-stream")
-
-
-@app.post("/hearth/tune/compare/release")
-async def tune_compare_release():
-    return {"released": True}
-
-
-@app.post("/hearth/tune/merge")
-async def tune_merge(request: Request):
-    body = await request.json()
-    target = body["target"]
-    if os.path.exists(target):
-        return JSONResponse({"error": {"kind": "request", "message": f"The folder {target} already exists."}}, status_code=400)
-    os.makedirs(target)
-    with open(os.path.join(target, "config.json"), "w") as fh:
-        json.dump({"merged_from": body["adapter"]}, fh)
-    return {"folder": target}
+    def chat(self, request: ChatRequest, cancel: CancelToken | None = None, client: str = ""):
+        self.requests.append(request.to_dict())
+        request.validate()
+        cancel = cancel or CancelToken()
+        model = self.get(request.model)
+        if has_images(request.messages) and not model.vision:
+            raise UnsupportedModelError(f"{model.name} reads text only and cannot see images.", path=model.id, hint=VISION_HINT)
+        label = {"kind": "chat", "request_id": request.request_id, "client": client or "in-process"}
+        return model.owner.stream(lambda: model.backend.generate(request, cancel), cancel, label)
 
 
-@app.get("/hearth/image/models")
-async def image_models():
-    """What the Image room asks for when the host comes up (without it, every window shows a 404 notice)."""
-    return {"models": [{"id": "default", "name": "Hearth shapes (fake)"}], "loras": []}
-
-
-DECODE_DEFAULTS = {"source": "procedural", "path": "", "snr": 0.5, "voxels": 4000, "train": 800, "test": 20, "repeats": 4,
-                   "seed": 0, "samples": 3, "strength": 0.75, "steps": 20, "guidance": 5.0, "reconstruct": True,
-                   "sweep": [], "n_way": 50, "model": "default", "request_id": ""}
+# -- decode ---------------------------------------------------------------------------
 COLOURS = {"red": (220, 50, 40), "green": (40, 180, 70), "blue": (40, 80, 220), "yellow": (230, 210, 40)}
 
 
@@ -285,63 +196,38 @@ def _decode_metrics(quality: float, attributes: bool = True) -> dict:
     return m
 
 
-@app.post("/hearth/decode/run")
-async def decode_run(request: Request):
-    """Canned decoding run. A data file is refused before any event (as the real host does for a bad file);
-    ``steps`` >= 100 makes the reconstruct stage slow enough to cancel."""
-    body = await request.json()
-    unknown = sorted(set(body) - set(DECODE_DEFAULTS))
-    if unknown:
-        return JSONResponse({"error": {"kind": "request", "message": f"Unknown field(s) in the decode request: {', '.join(unknown)}."}},
-                            status_code=400)
-    job = {**DECODE_DEFAULTS, **body}
-    if not 0 < job["snr"] <= 1000:
-        return JSONResponse({"error": {"kind": "request", "message": f"Field 'snr' is {job['snr']!r}. Use a positive SNR."}},
-                            status_code=400)
-    if job["source"] == "data":
-        name = os.path.basename(job["path"])
-        return JSONResponse({"error": {"kind": "data_file", "path": job["path"],
-                                       "message": f"{name}: field 'fmri_test' has 10 voxels but 'fmri_train' has 12. "
-                                                  "Both must have the same number of voxels."}}, status_code=400)
-    request_id = job["request_id"]
-    slow = job["steps"] >= 100
+class CannedDecode:
+    """The decoding engine's events for a run, canned."""
 
-    async def events():
-        def line(data: dict) -> str:
-            return f"data: {json.dumps(data)}\n\n"
-
-        def progress(step: int, total: int, message: str) -> str:
-            return line({"type": "Progress", "step": step, "total": total, "message": message})
-
-        stages = ("stimuli", "features", "simulate", "fit", "decode", "reconstruct", "metrics")
-        for i, name in enumerate(stages[:5]):
-            if request_id in cancelled:
-                yield line({"type": "Result", "finish_reason": "cancelled", "data": {"timings": {}}})
-                yield "data: [DONE]\n\n"
+    def run(self, job, cancel: CancelToken):
+        if job.source == "data":
+            raise DataFileError(f"{os.path.basename(job.path)}: field 'fmri_test' has 10 voxels but 'fmri_train' has 12. "
+                                "Both must have the same number of voxels.", path=job.path)
+        slow = job.steps >= 100
+        for i, name in enumerate(("stimuli", "features", "simulate", "fit", "decode")):
+            if cancel.cancelled:
+                yield Result("cancelled", {"timings": {}})
                 return
-            await asyncio.sleep(TOKEN_DELAY)
-            yield progress(i, 7, name)
-        if job["reconstruct"]:
+            time.sleep(TOKEN_DELAY)
+            yield Progress(i, 7, name)
+        if job.reconstruct:
             batches = 40 if slow else 2
             for cond in ("decoded", "oracle", "shuffled"):
-                yield progress(5, 7, "reconstruct")
+                yield Progress(5, 7, "reconstruct")
                 for b in range(batches):
-                    if request_id in cancelled:
-                        yield line({"type": "Result", "finish_reason": "cancelled", "data": {"timings": {"stimuli": 0.1}}})
-                        yield "data: [DONE]\n\n"
+                    if cancel.cancelled:
+                        yield Result("cancelled", {"timings": {"stimuli": 0.1}})
                         return
-                    await asyncio.sleep(0.1 if slow else TOKEN_DELAY)
-                    yield progress(b + 1, batches, f"reconstruct {cond}")
-        yield progress(6, 7, "metrics")
+                    time.sleep(0.1 if slow else TOKEN_DELAY)
+                    yield Progress(b + 1, batches, f"reconstruct {cond}")
+        yield Progress(6, 7, "metrics")
         sweep = []
-        for snr in job["sweep"]:
-            await asyncio.sleep(TOKEN_DELAY)
-            yield progress(6, 7, f"sweep SNR {snr:g}")
-            quality = snr / (snr + 0.05)
-            sweep.append({"snr": snr, "alpha": 1000.0 / snr, "decoded": _decode_metrics(quality),
+        for snr in job.sweep:
+            time.sleep(TOKEN_DELAY)
+            yield Progress(6, 7, f"sweep SNR {snr:g}")
+            sweep.append({"snr": snr, "alpha": 1000.0 / snr, "decoded": _decode_metrics(snr / (snr + 0.05)),
                           "shuffled": _decode_metrics(0.02)})
-        n, names = job["test"], list(COLOURS)
-        rows = []
+        n, names, rows = job.test, list(COLOURS), []
         for i in range(n):
             colour = names[i % len(names)]
             decoded = colour if i % 3 else names[(i + 1) % len(names)]
@@ -353,41 +239,171 @@ async def decode_run(request: Request):
                          "shuffled": _png(64, 64, (128, 128, 128), 0.2, 500 + i)})
         metrics = {"decoded": _decode_metrics(0.8), "lowlevel": _decode_metrics(0.7), "oracle": _decode_metrics(0.97),
                    "shuffled": _decode_metrics(0.01)}
-        if not job["reconstruct"]:
+        if not job.reconstruct:
             metrics.pop("lowlevel")
-        data = {"request": job, "metrics": metrics, "chance": {"pixcorr": 0.0, "two_way": 0.5, "n_way_top1": 1 / min(n, 50),
-                                                                 "semantic_acc": 1 / 48},
-                "n_way": min(n, job["n_way"]), "alphas": {"lowlevel": 1000.0, "semantic": 3000.0},
-                "timings": {"stimuli": 0.01, "features": 0.2, "fit": 0.1, "reconstruct": 1.0}, "rows": rows, "sweep": sweep,
-                "figure_png": _png(600, 400, (255, 255, 255), 0.05, 7), "voxels": job["voxels"], "n_train": job["train"],
-                "n_test": n, "source": job["source"], "model": "default"}
-        yield line({"type": "Result", "finish_reason": "stop", "data": data})
-        yield "data: [DONE]\n\n"
+        yield Result("stop", {
+            "request": job.to_dict(), "metrics": metrics,
+            "chance": {"pixcorr": 0.0, "two_way": 0.5, "n_way_top1": 1 / min(n, 50), "semantic_acc": 1 / 48},
+            "n_way": min(n, job.n_way), "alphas": {"lowlevel": 1000.0, "semantic": 3000.0},
+            "timings": {"stimuli": 0.01, "features": 0.2, "fit": 0.1, "reconstruct": 1.0}, "rows": rows, "sweep": sweep,
+            "figure_png": _png(600, 400, (255, 255, 255), 0.05, 7), "voxels": job.voxels, "n_train": job.train,
+            "n_test": n, "source": job.source, "model": "default"})
 
-    return StreamingResponse(events(), media_type="text/event-stream")
-
-
-def _exit_with_parent(pid: int) -> None:
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            os._exit(0)
+    def close(self) -> None:
+        pass
 
 
-def main() -> None:
+# -- tune ---------------------------------------------------------------------------
+class CannedComparer:
+    """Base vs tuned: the tuned reply is the base reply with a cheerful ending; a reward model likes it more."""
+
+    def compare(self, request, cancel: CancelToken):
+        request.validate()
+        info = check_adapter(request.adapter)
+        reward = request.reward_model
+        if reward and not any((Path(reward) / name).is_file() for name in ("adapter_config.json", "config.json")):
+            raise RequestError(f"The reward model {reward} is not a model folder (no adapter_config.json or config.json).",
+                               path=reward, hint="Choose the output folder of a finished 'reward' run.")
+        total, pairs = 2 * len(request.prompts), []
+        for i, prompt in enumerate(request.prompts):
+            if cancel.cancelled:
+                break
+            text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+            for side in ("base", "tuned"):
+                time.sleep(TOKEN_DELAY)
+                yield Progress(2 * i + (side == "tuned"), total, f"Prompt {i + 1} of {len(request.prompts)}: the {side} model")
+            pair = {"index": i, "prompt": prompt, "base": f"Base answer to {text}", "tuned": f"Tuned answer to {text}!",
+                    "seed": request.seed + i}
+            if reward:
+                pair.update(base_score=0.1, tuned_score=0.9)
+            pairs.append(pair)
+        yield Progress(total, total, "Done")
+        scored = [(p["base_score"], p["tuned_score"]) for p in pairs if "base_score" in p]
+        yield Result("cancelled" if cancel.cancelled else "stop", {
+            "pairs": pairs, "summary": reward_win_rate(scored) if reward else None, "adapter": info.path,
+            "base_model": info.base_model, "tuned_model": f"{info.base_model}+{info.path}", "reward_model": reward,
+            "sampling": {"temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens}})
+
+    def release(self) -> bool:
+        return False
+
+
+def canned_merge(adapter_dir: str, target: str) -> Path:
+    """engines.tune.adapters.merge_adapter without the weights: the folder gets a config.json naming the adapter."""
+    target = Path(target).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise RequestError(f"The folder {target} already exists.", path=target, hint="Choose a new folder.")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text(json.dumps({"merged_from": str(adapter_dir)}), encoding="utf-8")
+    return target
+
+
+# -- what the routes need beside the engines ---------------------------------------------
+class NotHere:
+    """An engine this host does not stand in for (image generation, Explore, embeddings): each call is refused."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.sources = self  # explore.sources.drop
+
+    def loaded(self) -> list:
+        return []
+
+    queue = loaded
+
+    def unload(self, model: str | None = None) -> list:
+        return []
+
+    drop = unload
+
+    def model_id(self, model: str) -> str:
+        return model or "default"
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        def refuse(*args, **kwargs):
+            raise UnsupportedModelError(f"The GUI tests' engine host has no {self.what} ({name}).",
+                                        hint="Use the real engine host.")
+        return refuse
+
+
+class UsageRows(list):
+    def record(self, model: str, source: str, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0) -> None:
+        self.append((model, source, prompt_tokens, completion_tokens, seconds))
+
+
+class StandInState:
+    """Shaped like engines.host.state.HostState, which the routes take from ``request.app.state.hearth``."""
+
+    def __init__(self) -> None:
+        self.text = StandInText()
+        self.image = NotHere("image model")
+        self.explore = NotHere("Explore engine")
+        self.embeddings = NotHere("embedding model")
+        self.decode = CannedDecode()
+        self.comparer = CannedComparer()
+        self.active: dict[str, CancelToken] = {}
+        self._usage = UsageRows()
+
+    def register(self, request_id: str) -> CancelToken:
+        self.active[request_id] = token = CancelToken()
+        return token
+
+    def list_models(self, refresh: bool = False) -> tuple[list[dict], list[dict]]:
+        return MODELS, []
+
+    def release_comparer(self) -> bool:
+        return self.comparer.release()
+
+    def usage_log(self) -> UsageRows:
+        return self._usage
+
+    def close(self) -> None:
+        self.text.close()
+
+
+def _stand_in_machine() -> None:
+    """What some routes read outside the host state: memory, image checkpoints on disk, the merge (torch)."""
+    import engines.core.devices
+    import engines.models.image_models
+    import engines.tune.adapters
+
+    engines.core.devices.system_memory = lambda include_gpu=False: MACHINE
+    bundled = ImageModelEntry("default", "Hearth shapes (fake)", "default", "diffusers", "sd", "bundled", 10 * MIB)
+    engines.models.image_models.scan_image_models = lambda folders=(), include_hf_cache=True: ([bundled], [], [])
+    engines.tune.adapters.merge_adapter = canned_merge
+
+
+def fake_router(state: StandInState) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/fake/chat-requests")
+    async def chat_requests():
+        return {"requests": state.text.requests}
+
+    return router
+
+
+def main() -> int:
+    from engines.host import server
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args()
-    if args.parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    print("HEARTH_HOST_READY " + json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}), flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    _stand_in_machine()
+    create_app = server.create_app
+
+    def create_fake_app(api_key, state, **kwargs):
+        app = create_app(api_key, state, **kwargs)
+        app.include_router(fake_router(state))
+        return app
+
+    # serve() as it is, on the stand-in state: the real READY line, parent watch and shutdown
+    server.HostState, server.create_app = StandInState, create_fake_app
+    return server.serve(port=0, parent_pid=args.parent_pid)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
