@@ -1,5 +1,6 @@
 """The Train tab: a form per method with presets, a memory/time estimate, and the run itself --
-``main.py train --job JOB.json`` as a QProcess whose ``events.jsonl`` is tailed into live curves.
+``main.py train --job JOB.json`` as a QProcess, and a job on the "train.tail" lane that follows the run
+folder (``engines.store.runs.follow_events``) and hands its typed Metric/Progress/Log events to the live curves.
 
 Cancel touches the run's ``cancel`` file and sends SIGTERM (the trainer saves a checkpoint and
 exits cleanly); Resume starts the same job with ``--resume``. The job is checked with the same
@@ -26,7 +27,7 @@ from engines.core.launch import child_command
 from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
 from engines.store.labels import LabelStore
 from engines.store.runs import (
-    CANCEL, CHECKPOINT_SAVED, TRAINING_STARTED, RunInfo, events_size, follow_events, list_runs, read_events, read_run, runs_dir,
+    CANCEL, CHECKPOINT_SAVED, JOB, TRAINING_STARTED, RunInfo, events_size, follow_events, list_runs, read_events, read_run, runs_dir,
     seconds_per_step,
 )
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, human_bytes, human_seconds, muted, section, set_state
@@ -609,7 +610,7 @@ class TrainView(QWidget):
         run = self.run_table.selected()
         if self.running or run is None:
             return
-        job_file = run.folder / "job.json"  # the trainer saved the job with absolute paths
+        job_file = run.folder / JOB  # the trainer saved the job with absolute paths
         (run.folder / CANCEL).unlink(missing_ok=True)
         self._launch(run.folder, ["train", "--job", str(job_file), "--resume"], f"{run.name}  ·  {run.method} (resumed)",
                      run.max_steps, resumed=True)
