@@ -27,8 +27,8 @@ from engines.core.launch import child_command
 from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
 from engines.store.labels import LabelStore
 from engines.store.runs import (
-    CANCEL, CHECKPOINT_SAVED, JOB, TRAINING_STARTED, RunInfo, events_size, follow_events, list_runs, read_events, read_run, runs_dir,
-    seconds_per_step,
+    CANCEL, CHECKPOINT_SAVED, JOB, TRAINING_STARTED, RunInfo, events_size, follow_events, list_runs, read_events,
+    read_run, runs_dir, seconds_per_step,
 )
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, human_bytes, human_seconds, muted, section, set_state
 from desktop.rooms.tune_views.runs import RunTable, tune_dir
