@@ -3,8 +3,10 @@ thread.
 
 The runner reports every job to everyone; a router keeps, per job it submitted, the view's ``on_event`` and
 ``on_done(how, error)`` callbacks (``how`` is "finished", "cancelled" or "failed"; ``error`` is set when it failed).
-``stream`` runs a job that yields events; ``call`` a plain host call whose answer arrives as one Result; both
-are cancelled with ``cancel(job_id)``, which also stops the job inside the host.
+``stream`` runs a job that yields events (``host=False`` for one that reads local files instead of calling the
+host); ``call`` a plain host call whose answer arrives as one Result; all are cancelled with ``cancel(job_id)``,
+which cancels the job's token (pass your own with ``token=`` when the generator checks it) and stops the job
+inside the host.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject
 
+from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError
 from engines.core.events import Event, Result
 from desktop.jobs import Job, JobRunner
@@ -39,9 +42,11 @@ class JobRouter(QObject):
         runner.failed.connect(lambda job_id, error: self._end(job_id, "failed", error))
 
     def stream(self, lane: str, make_events: Callable, on_event: Callable[[Event], None], label: str = "",
-               on_done: OnDone | None = None, request_id: str | None = None) -> str | None:
+               on_done: OnDone | None = None, request_id: str | None = None, token: CancelToken | None = None,
+               host: bool = True) -> str | None:
         """Submit a streaming job; its id, or None when the runner is shut down (the window is closing)."""
-        job = Job(f"{self.prefix}.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex)
+        job = Job(f"{self.prefix}.{lane}", make_events, label=label, request_id=(request_id or uuid.uuid4().hex) if host else None,
+                  token=token or CancelToken(), needs_host=host)
         return self.submit(job, on_event, on_done)
 
     def call(self, lane: str, fn: Callable, on_result: Callable[[dict], None], label: str = "",

@@ -1,6 +1,9 @@
 """The one job runner: a worker lane per engine, a FIFO queue per lane, events as Qt signals.
 
-A job is a callable that takes a ``HostClient`` and yields ``engines.core`` events. Lanes are
+A job is a callable that takes a ``HostClient`` (None for a job that needs no host, such as following a
+training run's folder) and yields ``engines.core`` events. Every job carries a ``CancelToken``: cancelling
+a job cancels its token (a job checks it between events) and, for a job running inside the host, also
+asks the host to stop its ``request_id``; a view hands the same token to its job. Lanes are
 single-thread executors, so jobs on one lane run in order (a model load, then the chat that
 needs it) while lanes run side by side. Workers never touch widgets: everything they learn
 crosses to the GUI thread through the runner's signals, each tagged with the job id. Every
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from PySide6.QtCore import QObject, Signal
 
+from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError, HostError
 from engines.core.events import Event
 
@@ -78,9 +82,11 @@ class _Lane:
 @dataclass
 class Job:
     lane: str
-    run: Callable[["HostClient"], Iterable[Event]]
+    run: Callable[["HostClient | None"], Iterable[Event]]
     label: str = ""
     request_id: str | None = None  # what /hearth/cancel needs to stop it inside the host
+    token: CancelToken = field(default_factory=CancelToken)  # cancelled with the job; the job's generator checks it
+    needs_host: bool = True
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -160,7 +166,8 @@ class JobRunner(QObject):
             return list(self._jobs.values())
 
     def cancel(self, job_id: str) -> None:
-        """Drop a queued job, or ask the host to stop a running one (answered by its final events)."""
+        """Drop a queued job, or stop a running one: its token is cancelled and, if it runs in the host, the host
+        is asked to stop it (answered by its final events)."""
         with self._lock:
             job, future = self._jobs.get(job_id), self._futures.get(job_id)
             if job is None or future is None:
@@ -172,6 +179,7 @@ class JobRunner(QObject):
             else:
                 self._cancel_requested.add(job_id)
                 dropped = False
+        job.token.cancel()
         if dropped:
             self.cancelled.emit(job_id)
         elif job.request_id:
@@ -191,7 +199,7 @@ class JobRunner(QObject):
         self.started.emit(job.id, job.label)
         outcome: tuple[str, object] = ("finished", None)
         try:
-            for event in job.run(self._client()):
+            for event in job.run(self._client() if job.needs_host else None):
                 self.event.emit(job.id, event)
         except HearthError as exc:
             outcome = ("failed", exc)

@@ -40,7 +40,7 @@ class TuneRoom(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
 
         self.label_view = LabelView(self.store, self.jobs, self.host, session.settings)
-        self.train_view = TrainView(self.store, session.settings, self.files)
+        self.train_view = TrainView(self.store, session.settings, self.files, self.jobs)
         self.compare_view = CompareView(self.store, self.jobs, self.host, session.settings, self.files)
         for view in (self.label_view, self.train_view, self.compare_view):
             view.notified.connect(self.notified)

@@ -10,12 +10,15 @@ runs with it, on a file thread.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from engines.core import paths
+from engines.core.cancel import CancelToken
+from engines.core.events import Event, Log, Metric, Progress
 from engines.core.errors import ModelFileError, RequestError
 
 JOB = "job.json"
@@ -142,9 +145,9 @@ def last_event(path: Path) -> dict:
 class EventTail:
     """Reads the complete lines appended to ``events.jsonl`` since the last call (a partial line waits)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, offset: int = 0) -> None:
         self.path = path
-        self.offset = 0
+        self.offset = offset
         self._partial = b""
 
     def read(self) -> list[dict]:
@@ -167,6 +170,71 @@ class EventTail:
             if isinstance(event, dict):
                 out.append(event)
         return out
+
+
+# The Log messages a run's records become (what a reader of the typed events matches on).
+TRAINING_STARTED = "training started"
+CHECKPOINT_SAVED = "checkpoint saved at step"
+_NOT_METRICS = {"event", "time", "step", "epoch"}
+
+
+def typed_events(record: dict, max_steps: int = 0) -> list[Event]:
+    """One ``events.jsonl`` record as the typed events every Hearth job yields: a ``step`` is one Metric per
+    number it carries, then Progress; ``train``, ``checkpoint``, ``error`` and ``end`` are Logs."""
+    kind, step = record.get("event"), record.get("step")
+    step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else 0
+    if kind == "step":
+        out: list[Event] = [Metric(name, float(value), step) for name, value in record.items()
+                            if name not in _NOT_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool)
+                            and math.isfinite(value)]
+        return out + [Progress(step=step, total=max_steps)]
+    if kind == "start":
+        return [Progress(step=step, total=int(record.get("max_steps") or max_steps), message="started")]
+    if kind == "train":
+        return [Log(TRAINING_STARTED)]
+    if kind == "checkpoint":
+        return [Log(f"{CHECKPOINT_SAVED} {step}")]
+    if kind == "error":
+        return [Log(str(record.get("message", "")), level="error")]
+    if kind == "end":
+        return [Log(f"run ended: {record.get('status', '?')}" + (f" ({record['reason']})" if record.get("reason") else ""))]
+    return []  # job, trained, score_head: the summary and job.json say these better
+
+
+def read_events(folder: Path) -> list[Event]:
+    """Every typed event of a run so far (a past run's curves; call it off the GUI thread)."""
+    tail, out, max_steps = EventTail(Path(folder) / EVENTS), [], 0
+    while True:
+        records = tail.read()
+        if not records:
+            return out
+        for record in records:
+            max_steps = int(record.get("max_steps") or max_steps) if record.get("event") == "start" else max_steps
+            out.extend(typed_events(record, max_steps))
+
+
+def events_size(folder: Path) -> int:
+    """How many bytes of events the run has so far (where a resumed run's new events begin)."""
+    try:
+        return (Path(folder) / EVENTS).stat().st_size
+    except OSError:
+        return 0
+
+
+def follow_events(folder: Path, token: CancelToken, max_steps: int = 0, offset: int = 0,
+                  poll_s: float = 0.25) -> Iterator[Event]:
+    """The typed events of a run as the trainer appends them from byte ``offset`` on, until ``token`` is
+    cancelled (then one last read, so nothing written before the cancel is missed). A job like any other:
+    the Tune room runs it on a job lane, off the GUI thread."""
+    tail = EventTail(Path(folder) / EVENTS, offset)
+    while True:
+        last = token.cancelled
+        for record in tail.read():
+            max_steps = int(record.get("max_steps") or max_steps) if record.get("event") == "start" else max_steps
+            yield from typed_events(record, max_steps)
+        if last:
+            return
+        token.wait(poll_s)
 
 
 def seconds_per_step(runs: list[RunInfo], method: str, base_model: str) -> float | None:

@@ -10,7 +10,6 @@ in the preference data like any other.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
+from engines.core.cancel import CancelToken
 from engines.core.compare_stats import reward_win_rate
 from engines.core.events import Progress, Result
 from engines.store.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
@@ -34,13 +34,13 @@ COMPARE_SOURCE = "compare:"  # + the run folder
 STARTER = "starter"
 
 
-def compare_job(items: list[tuple[int, object]], body: dict, seed: int, request_id: str, stop: threading.Event):
+def compare_job(items: list[tuple[int, object]], body: dict, seed: int, request_id: str, token: CancelToken):
     """The worker side: one host comparison per prompt; yields Progress and one Result per finished pair."""
     def run(client):
         total = len(items)
         try:
             for i, (prompt_id, prompt) in enumerate(items):
-                if stop.is_set():
+                if token.cancelled:
                     return
                 yield Progress(step=i, total=total, message=f"Prompt {i + 1} of {total}: base and tuned replies")
                 result = None
@@ -49,7 +49,7 @@ def compare_job(items: list[tuple[int, object]], body: dict, seed: int, request_
                         result = event
                     elif isinstance(event, Progress) and event.message.startswith("Loading"):
                         yield Progress(step=i, total=total, message=event.message)
-                if result is None or result.finish_reason == "cancelled" or stop.is_set() or not result.data.get("pairs"):
+                if result is None or result.finish_reason == "cancelled" or token.cancelled or not result.data.get("pairs"):
                     return
                 yield Result(data={"prompt_id": prompt_id, **result.data["pairs"][0]})
             yield Progress(step=total, total=total, message="Done")
@@ -81,7 +81,7 @@ class CompareView(QWidget):
         self.rng = random.Random()
         self.runs: dict[str, RunInfo] = {}
         self._job: str | None = None
-        self._stop: threading.Event | None = None
+        self._stop: CancelToken | None = None
         self._written = 0
         self._want_run: str | None = None
         self._prompts = []  # the prompts of the comparison on screen
@@ -332,13 +332,13 @@ class CompareView(QWidget):
                 "max_tokens": self.max_tokens.value(), "system_prompt": SYSTEM_PROMPT}
         self._context = {"base_model": run.base_model or "default", "adapter": adapter, "reward_model": reward,
                          "sampling": {"temperature": body["temperature"], "top_p": 0.95, "max_tokens": body["max_tokens"]}}
-        self._stop = threading.Event()
+        self._stop = CancelToken()
         self._written = 0
         request_id = f"compare-{random.getrandbits(48):012x}"
         items = [(pid, p.prompt) for pid, p in zip(ids, prompts)]
         self._job = self.jobs.stream("compare", compare_job(items, body, self.seed.value(), request_id, self._stop),
                                      self._on_event, label=f"Comparing {run.name} with its base model",
-                                     on_done=self._on_done, request_id=request_id)
+                                     on_done=self._on_done, request_id=request_id, token=self._stop)
         self.refresh_sources()
         self.refresh_comparisons(select=compare_id)
         self.progress.setRange(0, len(items))
@@ -350,7 +350,6 @@ class CompareView(QWidget):
 
     def stop(self) -> None:
         if self._job:
-            self._stop.set()
             self.jobs.cancel(self._job)
             self.status.setText("Stopping…")
 

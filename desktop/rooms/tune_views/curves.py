@@ -1,4 +1,4 @@
-"""Live training curves (pyqtgraph) from the ``step`` events of a run's ``events.jsonl``.
+"""Live training curves (pyqtgraph) from the Metric events of a training run (engines.store.runs.typed_events).
 
 Four panels: loss; learning rate; reward accuracy and margin (reward, DPO); KL and reward (KTO,
 RL). pyqtgraph is imported when the first panel is built, not when Hearth starts.
@@ -9,25 +9,18 @@ import math
 
 from PySide6.QtWidgets import QGridLayout, QWidget
 
+from engines.core.events import Event, Metric
 from desktop.rooms.tune_views.common import ACCENT, BLUE, GOOD, MUTED, VIOLET, pyqtgraph
 from desktop.widgets.palette import PANEL, WARN
 from desktop.widgets.plots import style_plot
 
-# panel title -> [(event field, legend, colour)]
+# panel title -> [(metric name, legend, colour)]
 PANELS: dict[str, list[tuple[str, str, str]]] = {
     "Loss": [("loss", "loss", ACCENT)],
     "Learning rate": [("learning_rate", "learning rate", BLUE)],
     "Reward accuracy / margin": [("reward_accuracy", "accuracy", GOOD), ("reward_margin", "margin", VIOLET)],
     "KL / reward": [("kl", "KL", WARN), ("reward", "reward", GOOD)],
 }
-
-
-def _number(value) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 class Curves(QWidget):
@@ -62,27 +55,21 @@ class Curves(QWidget):
             ys.clear()
             self.curves[key].setData([], [])
 
-    def add_events(self, events: list[dict]) -> int:
-        """Add the ``step`` events' metrics; returns how many points were added."""
+    def add_events(self, events: list[Event]) -> int:
+        """Add the runs' Metric events that a panel plots; returns how many points were added."""
         added, touched = 0, set()
         for event in events:
-            if event.get("event") != "step":
+            if not isinstance(event, Metric) or event.name not in self.series or not math.isfinite(event.value):
                 continue
-            step = _number(event.get("step"))
-            if step is None:
-                continue
-            for key, (xs, ys) in self.series.items():
-                value = _number(event.get(key))
-                if value is None:
-                    continue
-                if xs and step <= xs[-1]:  # a resumed run repeats steps after its checkpoint: keep the newest
-                    while xs and xs[-1] >= step:
-                        xs.pop()
-                        ys.pop()
-                xs.append(step)
-                ys.append(value)
-                touched.add(key)
-                added += 1
+            xs, ys = self.series[event.name]
+            if xs and event.step <= xs[-1]:  # a resumed run repeats steps after its checkpoint: keep the newest
+                while xs and xs[-1] >= event.step:
+                    xs.pop()
+                    ys.pop()
+            xs.append(event.step)
+            ys.append(event.value)
+            touched.add(event.name)
+            added += 1
         for key in touched:
             self.curves[key].setData(*self.series[key])
         return added

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from engines.core import preference_demo as demo
 from engines.store.labels import STARTER_PROMPTS
-from engines.store.runs import EVENTS, EventTail
+from engines.core.events import Event, Metric
+from engines.store.runs import read_events
 from desktop.rooms.tune_views.common import human_seconds, muted, set_state
 from desktop.rooms.tune_views.pairs import as_markdown
 
@@ -256,7 +257,7 @@ class GuidePanel(QFrame):
             return
         self.runs[method] = run_dir
         if method == "rl":
-            self.room.files.submit(lambda: EventTail(Path(run_dir) / EVENTS).read(), self._show_rl_result)
+            self.room.files.submit(lambda: read_events(Path(run_dir)), self._show_rl_result)
         self.show_step(STEPS[STEPS.index(method) + 1])
 
     def _show_rl_result(self, events, error) -> None:
@@ -306,9 +307,13 @@ class GuidePanel(QFrame):
             self._label_timer.start()  # ...and goes on where it stopped
 
 
-def rl_summary(events: list[dict]) -> str:
-    """"Reward rose from a to b; KL stayed below c" from an RL run's step events ('' without them)."""
-    steps = [e for e in events if e.get("event") == "step" and e.get("reward") is not None and e.get("kl") is not None]
+def rl_summary(events: list[Event]) -> str:
+    """"Reward rose from a to b; KL stayed below c" from an RL run's Metric events ('' without them)."""
+    by_step: dict[int, dict[str, float]] = {}
+    for event in events:
+        if isinstance(event, Metric) and event.name in ("reward", "kl"):
+            by_step.setdefault(event.step, {})[event.name] = event.value
+    steps = [by_step[k] for k in sorted(by_step) if len(by_step[k]) == 2]
     if len(steps) < 2:
         return ""
     quarter = max(1, len(steps) // 4)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core import preference_demo as demo
+from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError, RequestError
 from engines.core.events import Progress, Result
 from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT, ChatRequest
@@ -51,12 +51,12 @@ def generation_work(store: LabelStore, set_id: int, k: int, t_low: float, t_high
     return work
 
 
-def generation_job(work: list[dict], model: str, max_tokens: int, request_id: str, stop: threading.Event):
+def generation_job(work: list[dict], model: str, max_tokens: int, request_id: str, token: CancelToken):
     """The worker side: one host chat per reply; yields Progress and one Result per finished reply."""
     def run(client):
         total = len(work)
         for i, item in enumerate(work):
-            if stop.is_set():
+            if token.cancelled:
                 return
             yield Progress(step=i, total=total, message=f"Writing reply {i + 1} of {total}")
             request = ChatRequest(request_id=request_id, model=model, messages=item["messages"], temperature=item["temperature"],
@@ -65,7 +65,7 @@ def generation_job(work: list[dict], model: str, max_tokens: int, request_id: st
             for event in client.stream_chat(request):
                 if isinstance(event, Result):
                     result = event
-            if result is None or result.finish_reason == "cancelled" or stop.is_set():
+            if result is None or result.finish_reason == "cancelled" or token.cancelled:
                 return  # a reply cut off by Stop is not a sample of the model
             yield Result(finish_reason=result.finish_reason,
                          data={"prompt_id": item["prompt_id"], "text": result.data.get("text", ""),
@@ -100,7 +100,7 @@ class LabelView(QWidget):
         self.rng = random.Random()
         self.brief_hint = False  # the guided path: every other reply written with the demo's brevity hint
         self._gen_job: str | None = None
-        self._gen_stop: threading.Event | None = None
+        self._gen_stop: CancelToken | None = None
         self._gen_written = 0
         self._build()
         self.refresh_sets(select=self.settings.get("tune.prompt_set", None))
@@ -339,12 +339,12 @@ class LabelView(QWidget):
             return
         model = self.current_model()
         self.update_model_label()
-        self._gen_stop = threading.Event()
+        self._gen_stop = CancelToken()
         self._gen_written = 0
         request_id = f"tune-{random.getrandbits(48):012x}"
         self._gen_job = self.jobs.stream("generate", generation_job(work, model, self.max_tokens.value(), request_id, self._gen_stop),
                                          self._on_gen_event, label="Writing replies to label", on_done=self._on_gen_done,
-                                         request_id=request_id)
+                                         request_id=request_id, token=self._gen_stop)
         self.gen_progress.setRange(0, len(work))
         self.gen_progress.setValue(0)
         self.gen_progress.setVisible(True)
@@ -353,7 +353,6 @@ class LabelView(QWidget):
 
     def stop_generation(self) -> None:
         if self._gen_job:
-            self._gen_stop.set()
             self.jobs.cancel(self._gen_job)
             self.gen_status.setText("Stopping…")
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from engines.core.launch import child_command
 from engines.core.paths import models_dir
 from desktop.rooms.tune_views.common import TuneJobs, muted
-from engines.store.runs import RunInfo
+from engines.store.runs import JOB, RunInfo
 
 STRATEGIES = (("ddp", "DDP (data parallel)"), ("deepspeed-zero2", "DeepSpeed ZeRO-2"),
               ("deepspeed-zero3", "DeepSpeed ZeRO-3"), ("fsdp", "FSDP"))
@@ -165,7 +165,7 @@ class RunActions(QWidget):
         self.compare_button.setEnabled(policy)
         self.merge_button.setEnabled(policy and self._merge_job is None)
         self.gguf_button.setEnabled(policy and self._gguf is None)
-        self.export_button.setEnabled(run is not None and (run.folder / "job.json").is_file() and self._export is None)
+        self.export_button.setEnabled(run is not None and (run.folder / JOB).is_file() and self._export is None)
         # Five buttons share the row: the hint stays short, the tooltip says it in full.
         if run is None:
             self.hint.setText("Select a run.")
@@ -263,7 +263,7 @@ class RunActions(QWidget):
         """``main.py export-job`` for the run's job file, as a child process."""
         if self._export is not None:
             return
-        command = child_command("export-job", "--job", str(run.folder / "job.json"), "--to", folder,
+        command = child_command("export-job", "--job", str(run.folder / JOB), "--to", folder,
                                 "--strategy", strategy, "--gpus", str(gpus), "--machines", str(machines))
         self._export_out = b""
         self._export = self._start(command, self._read_export, lambda process, code: self._export_done(process, run, code))

@@ -1,5 +1,6 @@
 """The Train tab: a form per method with presets, a memory/time estimate, and the run itself --
-``main.py train --job JOB.json`` as a QProcess whose ``events.jsonl`` is tailed into live curves.
+``main.py train --job JOB.json`` as a QProcess, and a job on the "train.tail" lane that follows the run
+folder (``engines.store.runs.follow_events``) and hands its typed Metric/Progress/Log events to the live curves.
 
 Cancel touches the run's ``cancel`` file and sends SIGTERM (the trainer saves a checkpoint and
 exits cleanly); Resume starts the same job with ``--resume``. The job is checked with the same
@@ -19,12 +20,17 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
+from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError
+from engines.core.events import Event, Log, Metric, Progress
 from engines.core.launch import child_command
 from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
 from engines.store.labels import LabelStore
-from desktop.rooms.tune_views.common import Card, FileWorker, human_bytes, human_seconds, muted, section, set_state
-from engines.store.runs import CANCEL, EVENTS, EventTail, RunInfo, list_runs, read_run, runs_dir, seconds_per_step
+from engines.store.runs import (
+    CANCEL, CHECKPOINT_SAVED, JOB, TRAINING_STARTED, RunInfo, events_size, follow_events, list_runs, read_events,
+    read_run, runs_dir, seconds_per_step,
+)
+from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, human_bytes, human_seconds, muted, section, set_state
 from desktop.rooms.tune_views.runs import RunTable, tune_dir
 from desktop.widgets.panels import eliding, side_scroll
 
@@ -43,7 +49,6 @@ STEP_PRESETS = {  # name -> (max_steps, save_steps)
 # The bundled SmolLM2-135M, for the estimate before its transformers copy exists (converted on first train).
 BUNDLED = {"params": 134_515_008, "config": {"vocab_size": 49152, "hidden_size": 576, "num_hidden_layers": 30}}
 FROM_LABELS = "labels"
-TICK_MS = 250
 
 
 def export_labels_for(store: LabelStore, method: str, path: Path) -> int:
@@ -82,19 +87,22 @@ class TrainView(QWidget):
     runs_changed = Signal()
     run_finished = Signal(str, str)  # run folder, outcome (completed, cancelled, failed)
 
-    def __init__(self, store: LabelStore, settings, files: FileWorker, parent: QWidget | None = None) -> None:
+    def __init__(self, store: LabelStore, settings, files: FileWorker, jobs: TuneJobs, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.store, self.settings, self.files = store, settings, files
+        self.store, self.settings, self.files, self.jobs = store, settings, files, jobs
         self.process: QProcess | None = None
         self.run_dir: Path | None = None
-        self.tail: EventTail | None = None
+        self._tail_job: str | None = None  # the job following the running trainer's events.jsonl
+        self._step_metrics: dict[str, float] = {}
+        self._step_events: list[Event] = []
+        self._exit_code: int | None = None
         self.curves = None  # built on first show: pyqtgraph loads then
         self.runs: list[RunInfo] = []
         self.memory: dict | None = None  # the host's /hearth/memory, for GPU figures
         self._stderr = ""
         self._last_error = ""
         self._cancelling = False
-        self._pending_events: list[dict] = []
+        self._pending_events: list[Event] = []
         self._estimate_cache: dict[str, tuple[int, dict]] = {}
         self._build()
         self.set_method(self.settings.get("tune.method", "dpo") or "dpo")
@@ -282,8 +290,6 @@ class TrainView(QWidget):
         layout.addWidget(left)
         layout.addWidget(split, 1)
 
-        self._tail_timer = QTimer(self, interval=TICK_MS)
-        self._tail_timer.timeout.connect(self._tick)
         self._kill_timer = QTimer(self, singleShot=True, interval=30_000)
         self._kill_timer.timeout.connect(lambda: self.process and self.process.kill())
         self._estimate_timer = QTimer(self, singleShot=True, interval=250)
@@ -492,7 +498,8 @@ class TrainView(QWidget):
     # ------------------------------------------------------------------ runs
     @property
     def running(self) -> bool:
-        return self.process is not None
+        """A trainer is running, or its last events are still being read."""
+        return self.process is not None or self.jobs.active(self._tail_job)
 
     def refresh_runs(self, select: str | None = None) -> None:
         def done(runs, error) -> None:
@@ -522,15 +529,14 @@ class TrainView(QWidget):
         self.run_dir = run.folder
         self._show_run_header(run)
         self._update_buttons()
-        path = run.folder / EVENTS
 
         def done(events, error) -> None:
             if error is None and self.run_dir == run.folder and not self.running:
                 self._set_events(events)
 
-        self.files.submit(lambda: EventTail(path).read(), done)
+        self.files.submit(lambda: read_events(run.folder), done)
 
-    def _set_events(self, events: list[dict], append: bool = False) -> None:
+    def _set_events(self, events: list[Event], append: bool = False) -> None:
         if self.curves is None:
             self._pending_events = (self._pending_events if append else []) + events
             return
@@ -604,7 +610,7 @@ class TrainView(QWidget):
         run = self.run_table.selected()
         if self.running or run is None:
             return
-        job_file = run.folder / "job.json"  # the trainer saved the job with absolute paths
+        job_file = run.folder / JOB  # the trainer saved the job with absolute paths
         (run.folder / CANCEL).unlink(missing_ok=True)
         self._launch(run.folder, ["train", "--job", str(job_file), "--resume"], f"{run.name}  ·  {run.method} (resumed)",
                      run.max_steps, resumed=True)
@@ -612,10 +618,7 @@ class TrainView(QWidget):
     def _launch(self, output_dir: Path, args: list[str], title: str, max_steps: int, resumed: bool = False) -> None:
         self.run_dir = output_dir
         self.max_steps = max_steps
-        self.tail = EventTail(output_dir / EVENTS)
-        if resumed:
-            self.tail.offset = (output_dir / EVENTS).stat().st_size if (output_dir / EVENTS).exists() else 0
-        else:
+        if not resumed:
             self._set_events([])
         self._stderr, self._last_error, self._cancelling = "", "", False
         self.log.clear()
@@ -636,13 +639,18 @@ class TrainView(QWidget):
         self.run_title.setText(title)
         self.run_status.setText("starting: loading the trainer and the model…")
         set_state(self.run_status, "state", "running")
+        # The trainer appends to events.jsonl; a job on its own lane follows it off the GUI thread.
+        token, self._step_metrics, self._step_events = CancelToken(), {}, []
+        offset = events_size(output_dir) if resumed else 0  # a resumed run's curves continue from what is shown
         process.start()
-        self._tail_timer.start()
+        self._tail_job = self.jobs.stream("train.tail", lambda _: follow_events(output_dir, token, max_steps, offset),
+                                          self._on_run_event, label=f"Following {title}", on_done=self._on_tail_done,
+                                          token=token, host=False)
         self._update_buttons()
         self.status_changed.emit(f"Training {title}")
 
     def cancel(self) -> None:
-        if not self.running or self._cancelling:
+        if self.process is None or self._cancelling:
             return
         self._cancelling = True
         if self.run_dir is not None and self.run_dir.is_dir():
@@ -673,32 +681,32 @@ class TrainView(QWidget):
             if line and "FutureWarning" not in line and not line.lstrip().startswith("warnings.warn"):
                 self.log.appendPlainText(line)
 
-    def _tick(self) -> None:
-        if self.tail is None:
-            return
-        events = self.tail.read()
-        if not events:
-            return
-        self._set_events(events, append=True)
-        for event in events:
-            kind = event.get("event")
-            if kind == "step":
-                parts = [f"step {event.get('step')}/{self.max_steps}"]
-                if isinstance(event.get("loss"), (int, float)):
-                    parts.append(f"loss {event['loss']:.4f}")
-                if event.get("samples_per_s"):
-                    parts.append(f"{event['samples_per_s']:.2f} samples/s")
-                if event.get("eta_s") is not None:
-                    parts.append(f"{human_seconds(event['eta_s'])} left")
-                if not self._cancelling:
-                    self.run_status.setText("  ·  ".join(parts))
-                self.status_changed.emit("Training: " + ", ".join(parts))
-            elif kind == "train" and not self._cancelling:
+    def _on_run_event(self, event: Event) -> None:
+        """A typed event from the running trainer's folder (see engines.store.runs.typed_events)."""
+        if isinstance(event, Metric):
+            self._step_metrics[event.name] = event.value
+            self._step_events.append(event)
+        elif isinstance(event, Progress) and not event.message:  # a step ended: its metrics came just before
+            metrics, self._step_metrics = self._step_metrics, {}
+            self._set_events(self._step_events, append=True)  # one curve update per step
+            self._step_events = []
+            parts = [f"step {event.step}/{self.max_steps}"]
+            if "loss" in metrics:
+                parts.append(f"loss {metrics['loss']:.4f}")
+            if metrics.get("samples_per_s"):
+                parts.append(f"{metrics['samples_per_s']:.2f} samples/s")
+            if "eta_s" in metrics:
+                parts.append(f"{human_seconds(metrics['eta_s'])} left")
+            if not self._cancelling and self.process is not None:
+                self.run_status.setText("  ·  ".join(parts))
+            self.status_changed.emit("Training: " + ", ".join(parts))
+        elif isinstance(event, Log):
+            if event.level == "error":
+                self._last_error = event.message
+            elif event.message == TRAINING_STARTED and not self._cancelling and self.process is not None:
                 self.run_status.setText("training…")
-            elif kind == "error":
-                self._last_error = event.get("message", "")
-            elif kind == "checkpoint":
-                self.log.appendPlainText(f"checkpoint saved at step {event.get('step')}")
+            elif event.message.startswith(CHECKPOINT_SAVED):
+                self.log.appendPlainText(event.message)
 
     def _on_process_error(self, error) -> None:
         if error == QProcess.ProcessError.FailedToStart and self.process is not None:
@@ -711,11 +719,24 @@ class TrainView(QWidget):
             return
         self._on_stdout()
         self._on_stderr()
-        self._tick()
-        self._tail_timer.stop()
         self._kill_timer.stop()
         self.process = None
         process.deleteLater()
+        self._exit_code = code
+        if self.jobs.active(self._tail_job):
+            self.jobs.cancel(self._tail_job)  # the follower reads the last lines, then _on_tail_done ends the run
+        else:
+            self._end_run()
+
+    def _on_tail_done(self, how: str, error) -> None:
+        self._tail_job = None
+        if error is not None:
+            self.log.appendPlainText(f"Could not follow the run's events: {error}")
+        if self.process is None:
+            self._end_run()
+
+    def _end_run(self) -> None:
+        code = self._exit_code
         run = read_run(self.run_dir) if self.run_dir and self.run_dir.is_dir() else None
         if run is not None and run.summary:
             self._show_run_header(run)
