@@ -259,5 +259,7 @@ def test_the_models_command_says_which_models_see_images(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "main.py"), "models", "--folder", str(tmp_path / "models")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    rows = [line for line in out.stdout.splitlines() if "SmolLM2" in line]
+    rows = [line for line in out.stdout.splitlines() if "SmolLM2-135M-Instruct (Q4_1)" in line]  # bundled and in the folder
     assert len(rows) == 2 and sorted(row.split()[-1] for row in rows) == ["text", "text+images"]
+    bundled_vision = [line for line in out.stdout.splitlines() if "Hearth shapes vision" in line]
+    assert len(bundled_vision) == 1 and bundled_vision[0].split()[-1] == "text+images"
