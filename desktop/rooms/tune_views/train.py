@@ -3,7 +3,7 @@
 
 Cancel touches the run's ``cancel`` file and sends SIGTERM (the trainer saves a checkpoint and
 exits cleanly); Resume starts the same job with ``--resume``. The job is checked with the same
-``TrainJob`` the trainer uses (``engines.core.tune_job``) before anything starts.
+``TrainJob`` the trainer uses (``engines.core.requests.tune``) before anything starts.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from engines.core.errors import HearthError
 from engines.core.launch import child_command
-from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
+from engines.core.requests.tune import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
 from engines.store.labels import LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, human_bytes, human_seconds, muted, section, set_state
 from engines.store.runs import CANCEL, EVENTS, EventTail, RunInfo, list_runs, read_run, runs_dir, seconds_per_step
