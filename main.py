@@ -51,7 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
 
     train = sub.add_parser("train", help="run a training job (sft, reward, dpo, kto, rl) with LoRA; also under torchrun/accelerate")
-    train.add_argument("--job", required=True, help="the job JSON (see engines/tune/job.py)")
+    train.add_argument("--job", required=True, help="the job JSON (see engines/core/requests/tune.py)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the job's output_dir")
 
     export = sub.add_parser("export-job", help="write JOB.json, an accelerate config and the launch command for a cluster")

@@ -15,8 +15,13 @@ import httpx
 from engines.core.errors import HearthError, HostError
 from engines.core.events import Event, event_from_wire
 from engines.core.requests.decode import DecodeRequest
+from engines.core.requests.explore import (
+    AnalogyRequest, AttentionRequest, FewShotEvalRequest, FewShotPromptRequest, NeighboursRequest, PageRequest,
+    ProjectionRequest, TokensRequest,
+)
 from engines.core.requests.image import ImageRequest
 from engines.core.requests.text import ChatRequest, LoadRequest
+from engines.core.requests.tune import CompareRequest
 
 # Loading a model or waiting for the first token can take minutes on a CPU, so streaming and
 # loading calls wait without a read timeout; connecting to loopback never takes long.
@@ -24,6 +29,10 @@ _QUICK = httpx.Timeout(30.0, connect=5.0)
 _LONG = httpx.Timeout(None, connect=5.0)
 LONG_STRING = 64 * 1024  # strings longer than this (images as data: URLs) bypass json.dumps; see json_pieces
 PIECE = 1024 * 1024
+# The quick Explore calls: JSON in, JSON out, at /hearth/explore/<path>.
+EXPLORE_PATHS = {TokensRequest: "tokens", NeighboursRequest: "neighbours", AnalogyRequest: "analogy",
+                 ProjectionRequest: "projection", AttentionRequest: "attention", FewShotPromptRequest: "fewshot/prompt"}
+ExploreCall = TokensRequest | NeighboursRequest | AnalogyRequest | ProjectionRequest | AttentionRequest | FewShotPromptRequest
 
 
 class HostClient:
@@ -76,9 +85,9 @@ class HostClient:
         return self.stream_events("/hearth/decode/run", request.to_dict(), unfinished="the decoding run was finished")
 
     # -- tune ------------------------------------------------------------
-    def stream_compare(self, body: dict) -> Iterator[Event]:
-        """POST /hearth/tune/compare: base and tuned replies (and reward scores) for the body's prompts."""
-        return self.stream_events("/hearth/tune/compare", body, unfinished="the comparison was finished")
+    def stream_compare(self, request: CompareRequest) -> Iterator[Event]:
+        """POST /hearth/tune/compare: base and tuned replies (and reward scores) for the request's prompts."""
+        return self.stream_events("/hearth/tune/compare", request.to_dict(), unfinished="the comparison was finished")
 
     def compare_release(self) -> bool:
         return bool(self._call("POST", "/hearth/tune/compare/release").get("released"))
@@ -88,12 +97,19 @@ class HostClient:
         return self._call("POST", "/hearth/tune/merge", json={"adapter": adapter, "target": target}, timeout=_LONG)
 
     # -- explore ---------------------------------------------------------
-    def explore(self, path: str, body: dict | None = None) -> dict:
-        """POST /hearth/explore/<path> (GET when ``body`` is None). No read timeout: the first call
-        on a model loads its tokenizer and embeddings, and attention may convert it first."""
-        if body is None:
-            return self._call("GET", f"/hearth/explore/{path}", timeout=_LONG)
-        return self._call("POST", f"/hearth/explore/{path}", json=body, timeout=_LONG)
+    def explore(self, request: ExploreCall) -> dict:
+        """POST /hearth/explore/<tokens | neighbours | analogy | projection | attention | fewshot/prompt>, by the
+        request's type. No read timeout: the first call on a model loads its tokenizer and embeddings, and
+        attention may convert it first."""
+        return self._call("POST", f"/hearth/explore/{EXPLORE_PATHS[type(request)]}", json=request.to_dict(), timeout=_LONG)
+
+    def stream_fewshot_evaluate(self, request: FewShotEvalRequest) -> Iterator[Event]:
+        """POST /hearth/explore/fewshot/evaluate: Progress per completion, a Metric per K, then the Result."""
+        return self.stream_events("/hearth/explore/fewshot/evaluate", request.to_dict())
+
+    def stream_page(self, request: PageRequest) -> Iterator[Event]:
+        """POST /hearth/explore/page: the page's Token events as the model writes it, then the Result."""
+        return self.stream_events("/hearth/explore/page", request.to_dict())
 
     def stream_events(self, path: str, body: dict, unfinished: str = "the job was finished") -> Iterator[Event]:
         """POST an SSE endpoint (``/hearth/chat``, ``/hearth/explore/page``, ...) and yield its events until ``[DONE]``."""

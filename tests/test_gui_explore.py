@@ -127,6 +127,16 @@ def test_attention_view_heatmap_pickers_clicked_token_and_png_export(hearth, tmp
     _not_blank(view, "attention", tmp_path)
 
 
+def test_a_bad_request_is_told_in_the_view_before_a_job_is_queued(hearth, monkeypatch):
+    view = hearth.explore.show_view("Attention")
+    view.text.setText("   ")
+    queued = []
+    monkeypatch.setattr(view.jobs, "submit", lambda job, *args: queued.append(job))
+    view.run()
+    assert view.status.text() == "The text is empty. Type a short sentence."  # the RequestError the host would send
+    assert view.go.isEnabled() and not view.jobs.active(view._job) and queued == []
+
+
 def test_fewshot_view_assembles_sends_and_plots_accuracy_against_k(hearth, tmp_path):
     view = hearth.explore.show_view("Few-shot")
     view.task.setCurrentIndex(view.task.findData("capitals"))

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_engines_core_is_light():
     code = "import sys, engines.core, engines.store.conversations, engines.store.settings, engines.core.devices; " \
+           "import engines.core.requests.text, engines.core.requests.image, engines.core.requests.decode; " \
+           "import engines.core.requests.explore, engines.core.requests.tune; " \
            "print(sorted(m for m in ('torch', 'transformers', 'llama_cpp', 'PySide6') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

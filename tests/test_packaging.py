@@ -102,7 +102,7 @@ def test_selftest_passes_from_source(tmp_path):
 
 
 def test_export_job_says_it_needs_a_python_environment(tmp_path):
-    from engines.tune.job import TrainJob
+    from engines.core.requests.tune import TrainJob
 
     data = tmp_path / "prefs.jsonl"
     data.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")

@@ -28,7 +28,7 @@ def service():
 
 # -- tokens ---------------------------------------------------------------
 def test_bundled_model_token_ids_for_known_strings(service):
-    from engines.text.explore_service import TokensRequest
+    from engines.core.requests.explore import TokensRequest
 
     out = service.tokens(TokensRequest(text="Hello world"))
     assert [(t["id"], t["text"]) for t in out["tokens"]] == [(19556, "Hello"), (905, " world")]
@@ -40,7 +40,7 @@ def test_bundled_model_token_ids_for_known_strings(service):
 
 
 def test_chat_template_special_tokens_are_visible(service):
-    from engines.text.explore_service import TokensRequest
+    from engines.core.requests.explore import TokensRequest
 
     out = service.tokens(TokensRequest(text="Hi", chat=True))
     special = [(t["id"], t["text"]) for t in out["tokens"] if t["special"]]
@@ -52,7 +52,7 @@ def test_chat_template_special_tokens_are_visible(service):
 def test_explore_tokenizer_agrees_with_llama_cpp(service):
     """The tokens shown are the ones the chat engine feeds the model."""
     from engines.text.engine import TextEngine
-    from engines.text.explore_service import TokensRequest
+    from engines.core.requests.explore import TokensRequest
     from engines.core.requests.text import LoadRequest
 
     engine = TextEngine()
@@ -156,7 +156,7 @@ def test_pca_projection_matches_numpy_svd():
 
 
 def test_bundled_model_king_man_woman_gives_queen(service):
-    from engines.text.explore_service import AnalogyRequest, NeighboursRequest, ProjectionRequest
+    from engines.core.requests.explore import AnalogyRequest, NeighboursRequest, ProjectionRequest
 
     out = service.analogy(AnalogyRequest(a="man", b="king", c="woman", top=5))
     assert out["results"][0]["word"] == "queen"
@@ -172,7 +172,7 @@ def test_bundled_model_king_man_woman_gives_queen(service):
 # -- attention ------------------------------------------------------------
 def test_attention_rows_sum_to_one_and_shapes_are_layers_heads_t_t(service, tmp_path):
     from engines.text.explore_attention import heatmap_png
-    from engines.text.explore_service import AttentionRequest
+    from engines.core.requests.explore import AttentionRequest
 
     source, maps = service.attention_maps(AttentionRequest(text="The cat sat on the mat."))
     t = len(maps.tokens)
@@ -244,7 +244,8 @@ def test_fewshot_examples_scoring_and_evaluation_with_a_scripted_model():
 def test_fewshot_evaluate_on_the_bundled_model(service):
     """Real completions: with two examples the bundled model names capitals it cannot at K = 0."""
     from engines.text.engine import TextEngine
-    from engines.text.explore_service import ExploreService, FewShotEvalRequest
+    from engines.core.requests.explore import FewShotEvalRequest
+    from engines.text.explore_service import ExploreService
     from engines.core.requests.text import LoadRequest
 
     engine = TextEngine()

@@ -109,7 +109,7 @@ def test_bad_adapter_folders_are_refused_with_the_file_named(tiny, tmp_path):
 
 
 def test_an_adapter_written_by_a_training_run_loads_in_chat(tiny, tmp_path):
-    from engines.tune.job import TrainJob
+    from engines.core.requests.tune import TrainJob
     from engines.tune.runner import run_job
     from tests.tune_support import job_dict, sft_rows, write_jsonl
 

@@ -10,7 +10,8 @@ from engines.core.cancel import CancelToken
 from engines.core.compare_stats import reward_win_rate
 from engines.core.errors import ModelFileError, RequestError
 from engines.core.events import Progress, Result
-from engines.tune.compare import Comparer, CompareRequest
+from engines.core.requests.tune import CompareRequest
+from engines.tune.compare import Comparer
 from tests.tune_support import build_tiny_adapter, build_tiny_model
 
 pytestmark = pytest.mark.timeout(300)

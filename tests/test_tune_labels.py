@@ -234,7 +234,7 @@ def test_acknowledged_labels_survive_kill_9(tmp_path):
 
 
 def test_label_store_exports_feed_the_training_jobs(store, tmp_path):
-    from engines.tune.job import read_dataset
+    from engines.tune.datasets import read_dataset
 
     pid, (a, b, c) = _prompt_with_replies(store, ["short", "a much longer reply", "medium reply"])
     store.rank([a, c, b])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engines.core.errors import OutOfMemoryError, RequestError
-from engines.tune.job import TrainJob
+from engines.core.requests.tune import TrainJob
 from tests.helpers import ROOT
 from tests.tune_support import (PROMPTS, build_tiny_model, build_tokenizer, job_dict, preference_rows, sft_rows,
                                 unpaired_rows, write_jsonl)

@@ -1,5 +1,6 @@
 """The engine host's Explore endpoints (see API.md): tokens, embeddings, attention, few-shot,
-code -> live page. A thin transport over engines.text.explore_service."""
+code -> live page. A thin transport: the requests are engines.core.requests.explore's, the answers
+engines.text.explore_service's."""
 from __future__ import annotations
 
 import json
@@ -11,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from engines.core.events import Result
 from engines.core.requests import check_value
-from engines.host.wire import event_stream_response, read_json_body
-from engines.text.explore_service import (
+from engines.core.requests.explore import (
     AnalogyRequest, AttentionRequest, FewShotEvalRequest, FewShotPromptRequest, NeighboursRequest, PageRequest,
     ProjectionRequest, TokensRequest,
 )
+from engines.host.wire import event_stream_response, read_json_body
 
 router = APIRouter(prefix="/hearth/explore")
 

@@ -16,13 +16,12 @@ from engines.core.cancel import CancelToken
 from engines.core.content import check_remote_messages
 from engines.core.errors import HearthError
 from engines.core.events import Log, Result, Token, event_to_wire
-from engines.core.requests.text import ChatRequest
+from engines.core.requests.text import ChatRequest, EmbeddingRequest
 from engines.host import openai_api as oa
 from engines.host.openai_api import Reply, chat_from_openai
 from engines.host.pump import StreamFailed, pump
 from engines.host.state import HostState, ensure_text_model, host, record_usage
 from engines.host.wire import SSE_DONE, error_response, error_wire, read_json_body, sse
-from engines.text.embeddings import EmbeddingRequest
 
 router = APIRouter()
 

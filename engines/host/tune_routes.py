@@ -1,8 +1,8 @@
 """The engine host's Tune endpoints (see API.md): base-vs-tuned comparison as an SSE event stream,
 freeing the comparison's models, and merging an adapter into a standalone model folder.
 
-A thin transport over engines.tune.compare and engines.tune.adapters; the models load in this
-process so the desktop never imports torch.
+A thin transport over engines.tune.compare and engines.tune.adapters (the request is
+engines.core.requests.tune's CompareRequest); the models load in this process so the desktop never imports torch.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engines.core.errors import RequestError
 from engines.core.requests import check_value
+from engines.core.requests.tune import CompareRequest
 from engines.host.wire import event_stream_response, read_json_body
 
 router = APIRouter(prefix="/hearth/tune")
@@ -20,8 +21,6 @@ router = APIRouter(prefix="/hearth/tune")
 
 @router.post("/compare")
 async def compare(request: Request):
-    from engines.tune.compare import CompareRequest
-
     state = request.app.state.hearth
     job = CompareRequest.from_dict(await read_json_body(request))
     job.request_id = job.request_id or uuid.uuid4().hex

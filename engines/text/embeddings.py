@@ -9,41 +9,12 @@ import base64
 import os
 import struct
 import threading
-from dataclasses import dataclass, field
 
-from engines.core.errors import RequestError, UnsupportedModelError
-from engines.core.requests import from_json
+from engines.core.errors import UnsupportedModelError
+from engines.core.requests.text import EmbeddingRequest
 from engines.text.owner import ModelOwner
 
 EMBED_CONTEXT = 2048  # tokens per input; longer inputs are cut to this (usage counts what was embedded)
-MAX_INPUTS = 2048
-
-
-@dataclass
-class EmbeddingRequest:
-    input: str | list[str] = field(default_factory=list)
-    model: str = "default"
-    encoding_format: str = "float"  # float | base64 (little-endian float32, as OpenAI sends it)
-    dimensions: int | None = None
-    user: str = ""
-
-    def validate(self) -> None:
-        inputs = [self.input] if isinstance(self.input, str) else self.input
-        if not inputs or len(inputs) > MAX_INPUTS or not all(isinstance(i, str) and i for i in inputs):
-            raise RequestError(f"Field 'input' is {self.input!r}"[:120] + ".",
-                               hint=f"Send a non-empty string or a list of 1 to {MAX_INPUTS} non-empty strings.")
-        if self.encoding_format not in ("float", "base64"):
-            raise RequestError(f"Field 'encoding_format' is {self.encoding_format!r}.", hint="Use float or base64.")
-        if self.dimensions is not None:
-            raise RequestError("Field 'dimensions' is not supported: the model's embedding size is fixed.")
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "EmbeddingRequest":
-        return from_json(cls, data, "embedding request")
 
 
 class EmbeddingService:

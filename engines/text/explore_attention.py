@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.core.errors import RequestError
-
-MAX_TOKENS = 256
+from engines.core.requests.explore import MAX_ATTENTION_TOKENS
 
 # Colour ramp for heatmaps (dark to bright, like 'magma'), also used by the desktop view.
 RAMP = ((0.0, (16, 17, 24)), (0.25, (72, 31, 110)), (0.5, (180, 54, 121)), (0.75, (246, 128, 76)), (1.0, (252, 236, 170)))
@@ -55,8 +54,8 @@ def attention_maps(model, tokenizer, text: str, max_tokens: int = 64) -> Attenti
 
     if not isinstance(text, str) or not text.strip():
         raise RequestError("The text is empty.", hint="Type a short sentence.")
-    if not isinstance(max_tokens, int) or not 2 <= max_tokens <= MAX_TOKENS:
-        raise RequestError(f"'max_tokens' is {max_tokens!r}.", hint=f"Use 2 to {MAX_TOKENS}.")
+    if not isinstance(max_tokens, int) or not 2 <= max_tokens <= MAX_ATTENTION_TOKENS:
+        raise RequestError(f"'max_tokens' is {max_tokens!r}.", hint=f"Use 2 to {MAX_ATTENTION_TOKENS}.")
     ids = tokenizer(text, add_special_tokens=True)["input_ids"]
     if len(ids) > max_tokens:
         raise RequestError(f"The text is {len(ids)} tokens; attention maps are shown for up to {max_tokens}.",

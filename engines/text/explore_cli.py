@@ -52,8 +52,8 @@ def _quiet_transformers() -> None:
 
 
 def run_explore(args) -> int:
-    from engines.text.explore_service import (AnalogyRequest, AttentionRequest, ExploreService, NeighboursRequest,
-                                              TokensRequest)
+    from engines.core.requests.explore import AnalogyRequest, AttentionRequest, NeighboursRequest, TokensRequest
+    from engines.text.explore_service import ExploreService
     from engines.text.explore_tokens import visible
 
     _quiet_transformers()

@@ -17,9 +17,7 @@ from engines.core import resources
 from engines.core.cancel import CancelToken, Cancelled
 from engines.core.errors import RequestError
 from engines.core.events import Event, Metric, Progress, Result
-
-DEFAULT_KS = (0, 1, 2, 4, 8)
-MAX_K = 32
+from engines.core.requests.explore import DEFAULT_KS, validate_ks
 
 
 @dataclass(frozen=True)
@@ -96,12 +94,6 @@ def answer_of(completion: str) -> str:
 
 def is_correct(completion: str, expected: str) -> bool:
     return answer_of(completion).casefold() == expected.strip().casefold()
-
-
-def validate_ks(ks: Sequence[int]) -> tuple[int, ...]:
-    if not ks or not all(isinstance(k, int) and 0 <= k <= MAX_K for k in ks):
-        raise RequestError(f"'ks' is {list(ks)!r}.", hint=f"Give numbers of examples from 0 to {MAX_K}, e.g. [0, 1, 2, 4, 8].")
-    return tuple(sorted(set(ks)))
 
 
 def evaluate(task: FewShotTask, complete: Callable[[str], dict], cancel: CancelToken | None = None,

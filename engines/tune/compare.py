@@ -4,7 +4,8 @@ for each, and the tuned model's win rate.
 One model serves both sides: the base model with the run's adapter applied but not merged, so the
 adapter can be switched off (``disable_adapter``) for the base reply. The comparer keeps it (and the
 reward model) loaded between calls, because the desktop asks for one prompt at a time and stores
-each pair as it arrives; ``release()`` frees them.
+each pair as it arrives; ``release()`` frees them. The request (``CompareRequest``) lives in
+``engines.core.requests.tune``, where the desktop builds it too.
 
     comparer = Comparer()
     for event in comparer.compare(CompareRequest(adapter=run_dir, prompts=[...], reward_model=rm_dir)):
@@ -12,10 +13,8 @@ each pair as it arrives; ``release()`` frees them.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,50 +23,7 @@ from engines.core.compare_stats import reward_win_rate
 from engines.core.devices import release_memory
 from engines.core.errors import RequestError
 from engines.core.events import Event, Progress, Result
-from engines.core.requests import from_json
-from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
-
-
-@dataclass
-class CompareRequest:
-    adapter: str  # the output folder of a finished sft/dpo/kto/rl run
-    prompts: list[Any] = field(default_factory=list)  # text or chat-message lists
-    reward_model: str = ""  # the output folder of a finished reward run ("" = no scores)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 128
-    seed: int = 0  # prompt i is answered with seed + i, by both models
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # added to plain-text prompts, as in Chat and training
-    device: str = "auto"
-    request_id: str = ""
-
-    def validate(self) -> None:
-        if not isinstance(self.adapter, str) or not self.adapter:
-            raise RequestError("Field 'adapter' is empty.", hint="Send the output folder of a finished training run.")
-        if not isinstance(self.prompts, list) or not self.prompts:
-            raise RequestError("Field 'prompts' must be a non-empty list.", hint="Send at least one held-out prompt.")
-        for i, prompt in enumerate(self.prompts):
-            text_ok = isinstance(prompt, str) and prompt.strip()
-            chat_ok = isinstance(prompt, list) and prompt and all(
-                isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in ("system", "user", "assistant")
-                for m in prompt)
-            if not (text_ok or chat_ok):
-                raise RequestError(f"prompts[{i}] is neither text nor a list of chat messages.")
-        if not isinstance(self.temperature, (int, float)) or not 0.0 <= self.temperature <= 5.0:
-            raise RequestError(f"Field 'temperature' is {self.temperature!r}.", hint="Use a number between 0 and 5.")
-        if not isinstance(self.top_p, (int, float)) or not 0.0 < self.top_p <= 1.0:
-            raise RequestError(f"Field 'top_p' is {self.top_p!r}.", hint="Use a number in (0, 1].")
-        if not isinstance(self.max_tokens, int) or not 1 <= self.max_tokens <= 8192:
-            raise RequestError(f"Field 'max_tokens' is {self.max_tokens!r}.", hint="Use a whole number from 1 to 8192.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise RequestError(f"Field 'seed' is {self.seed!r}.", hint="Use a whole number.")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CompareRequest":
-        return from_json(cls, data, "compare request")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+from engines.core.requests.tune import CompareRequest
 
 
 class Comparer:

@@ -15,7 +15,7 @@ from engines.core.errors import RequestError
 from engines.core.launch import MAIN
 from engines.core.resources import is_frozen
 from engines.core.paths import atomic_write_text
-from engines.tune.job import TrainJob
+from engines.core.requests.tune import TrainJob
 
 ENVIRONMENT_NOTE = ("it needs Hearth as a Python project with accelerate (a checkout set up with `make env`, or "
                     "pip-installed): the packaged Hearth app cannot run under accelerate launch")

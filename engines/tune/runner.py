@@ -28,10 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.errors import HearthError, ModelFileError, OutOfMemoryError, RequestError
-from engines.core.tune_job import GB, TrainJob, estimate_training_bytes, read_dataset, world_rank
+from engines.core.requests.tune import GB, TrainJob, estimate_training_bytes
 from engines.store import runs
+from engines.tune.datasets import read_dataset
 
 CANCEL_FILE = runs.CANCEL  # the GUI's Cancel on platforms without SIGTERM: touch OUTPUT/cancel
+
+
+def world_rank() -> int:
+    """This process's rank under torchrun/accelerate (0 when run alone): only rank 0 writes the run's logs."""
+    return int(os.environ.get("RANK", "0"))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QToolTip, QVBoxLayout, QWidget,
 )
 
+from engines.core.requests.explore import AttentionRequest
 from desktop.rooms.explore_views.common import ACCENT, MUTED, Card, ExploreView, ScoreBars, muted
 from desktop.widgets.panels import eliding
 from desktop.widgets.palette import BASE, QUIET_TEXT
@@ -241,10 +242,12 @@ class AttentionView(ExploreView):
     def run(self) -> None:
         if self.jobs.active(self._job):
             return
-        body = {"text": self.text.text(), "model": self.model(), "max_tokens": 64}
+        request = AttentionRequest(text=self.text.text(), model=self.model(), max_tokens=64)
+        if not self.jobs.checked(request, self._failed):
+            return
         self.go.setEnabled(False)
         self.status.setText("Computing attention…")
-        self._job = self.jobs.call(self.lane, lambda c: c.explore("attention", body), self._show,
+        self._job = self.jobs.call(self.lane, lambda c: c.explore(request), self._show,
                                    label="Computing attention", on_error=self._failed,
                                    on_done=lambda _how: self.go.setEnabled(self.context.host.is_ready))
 

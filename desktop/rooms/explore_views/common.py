@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
-from engines.core.errors import HearthError
+from engines.core.errors import HearthError, RequestError
 from engines.core.events import Event
 from engines.core.resources import resource
 from desktop.job_router import JobRouter
@@ -53,6 +53,16 @@ class ExploreJobs(JobRouter):
                request_id: str | None = None) -> str:
         job = Job(f"explore.{lane}", make_events, label=label, request_id=request_id or uuid.uuid4().hex)
         return self.submit(job, on_event, self._done(on_done, on_error)) or job.id
+
+    def checked(self, request, on_error: Callable[[HearthError], None] | None = None) -> bool:
+        """``request.validate()`` before its job is queued (the host checks it again): a RequestError goes to
+        ``on_error`` (or the room's handler), where the host's answer to a bad field would have gone."""
+        try:
+            request.validate()
+        except RequestError as exc:
+            (on_error or self._default_error)(exc)
+            return False
+        return True
 
     def _done(self, on_done, on_error):
         def done(how: str, error: HearthError | None) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engines.core.requests.explore import AnalogyRequest, NeighboursRequest, ProjectionRequest
 from engines.core.resources import assets_dir
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, ScoreBars, muted, pyqtgraph, style_plot
 from desktop.widgets.panels import side_scroll
@@ -195,7 +196,8 @@ class EmbeddingsView(ExploreView):
                 self.run_projection()
 
     # -- requests -------------------------------------------------------
-    def _ask(self, kind: str, body: dict, show, on_error, label: str) -> None:
+    def _ask(self, kind: str, request: AnalogyRequest | NeighboursRequest | ProjectionRequest, show, on_error,
+             label: str) -> None:
         """Send one request; only the newest answer of each kind is shown (an older one that
         arrives late is dropped)."""
         self._asked[kind] = seq = self._asked.get(kind, 0) + 1
@@ -208,21 +210,22 @@ class EmbeddingsView(ExploreView):
             if self._asked.get(kind) == seq:
                 on_error(error)
 
-        self.jobs.call(self.lane, lambda c: c.explore(kind, body), deliver, label=label, on_error=fail)
+        if self.jobs.checked(request, fail):
+            self.jobs.call(self.lane, lambda c: c.explore(request), deliver, label=label, on_error=fail)
 
     def run_analogy(self) -> None:
-        body = {"a": self.a.text(), "b": self.b.text(), "c": self.c.text(), "model": self.model(), "top": 10}
-        self._ask("analogy", body, self._show_analogy, lambda e: self._error(self.analogy_note, self.analogy_bars, e),
+        request = AnalogyRequest(a=self.a.text(), b=self.b.text(), c=self.c.text(), model=self.model(), top=10)
+        self._ask("analogy", request, self._show_analogy, lambda e: self._error(self.analogy_note, self.analogy_bars, e),
                   "Solving the analogy")
 
     def run_neighbours(self) -> None:
-        body = {"word": self.word.text(), "model": self.model(), "top": 10}
-        self._ask("neighbours", body, self._show_neighbours, lambda e: self._error(self.near_note, self.near_bars, e),
+        request = NeighboursRequest(word=self.word.text(), model=self.model(), top=10)
+        self._ask("neighbours", request, self._show_neighbours, lambda e: self._error(self.near_note, self.near_bars, e),
                   "Finding neighbours")
 
     def run_projection(self) -> None:
-        body = {"pairs": parse_pairs(self.pairs_edit.toPlainText()), "model": self.model()}
-        self._ask("projection", body, self._show_projection, lambda e: self._error(self.plot_note, None, e), "Mapping words")
+        request = ProjectionRequest(pairs=parse_pairs(self.pairs_edit.toPlainText()), model=self.model())
+        self._ask("projection", request, self._show_projection, lambda e: self._error(self.plot_note, None, e), "Mapping words")
 
     @staticmethod
     def _error(note: QLabel, bars: ScoreBars | None, error) -> None:

@@ -14,13 +14,11 @@ from PySide6.QtWidgets import (
 
 from engines.core.events import Metric, Progress, Result, Token
 from engines.core.resources import assets_dir
+from engines.core.requests.explore import DEFAULT_KS, FewShotEvalRequest, FewShotPromptRequest
 from engines.core.requests.text import ChatRequest
 from desktop.rooms.explore_views.common import ACCENT, Card, ExploreView, mono_font, muted, pyqtgraph, style_plot
 from desktop.widgets.panels import side_scroll
 from desktop.widgets.palette import BAD, BASE, GOOD, TEXT
-
-DEFAULT_KS = (0, 1, 2, 4, 8)
-
 
 def load_tasks() -> list[dict]:
     try:
@@ -220,8 +218,11 @@ class FewShotView(ExploreView):
             self._prompt_dirty = True
             return
         self._prompt_dirty = False
-        body = {"description": self.description.text(), "examples": self.example_rows(), "query": self.query.text()}
-        self._prompt_job = self.jobs.call(self.lane, lambda c: c.explore("fewshot/prompt", body), self._show_prompt,
+        request = FewShotPromptRequest(description=self.description.text(), examples=self.example_rows(),
+                                       query=self.query.text())
+        if not self.jobs.checked(request):
+            return
+        self._prompt_job = self.jobs.call(self.lane, lambda c: c.explore(request), self._show_prompt,
                                           label="Assembling the prompt", on_done=self._prompt_done)
 
     def _prompt_done(self, _how: str) -> None:
@@ -274,7 +275,10 @@ class FewShotView(ExploreView):
             return
         request_id = uuid.uuid4().hex
         limit = min(self.measure_limit.value(), len(task["items"]))
-        body = {"task": task["id"], "model": self.model(), "ks": list(DEFAULT_KS), "limit": limit, "request_id": request_id}
+        request = FewShotEvalRequest(task=task["id"], model=self.model(), ks=list(DEFAULT_KS), limit=limit,
+                                     request_id=request_id)
+        if not self.jobs.checked(request, self._measure_failed):
+            return
         self.accuracy, self.samples, self.accuracy_done = {}, [], False
         self.progress.setMaximum(limit * len(DEFAULT_KS))
         self.progress.setValue(0)
@@ -284,9 +288,12 @@ class FewShotView(ExploreView):
         self.stop_button.setEnabled(True)
         self.measure_caption.setText(f"Asking {limit} questions of “{task['name']}” for each K…")
         self._measure_job = self.jobs.stream(
-            self.lane + ".measure", lambda c: c.stream_events("/hearth/explore/fewshot/evaluate", body), self._on_measure_event,
+            self.lane + ".measure", lambda c: c.stream_fewshot_evaluate(request), self._on_measure_event,
             label="Measuring few-shot accuracy", on_done=self._measure_done, request_id=request_id,
-            on_error=lambda e: self.measure_caption.setText(str(e)))
+            on_error=self._measure_failed)
+
+    def _measure_failed(self, error) -> None:
+        self.measure_caption.setText(str(error))
 
     def _on_measure_event(self, event) -> None:
         if isinstance(event, Progress):

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.events import Result, Token
+from engines.core.requests.explore import PageRequest
 from desktop.rooms.explore_views.common import Card, ExploreView, mono_font, muted
 
 DESCRIPTIONS = {
@@ -153,8 +154,10 @@ class PageView(ExploreView):
         if self.jobs.active(self._job):
             return
         request_id = uuid.uuid4().hex
-        body = {"description": self.description.toPlainText(), "model": self.model(),
-                "max_tokens": self.max_tokens.value(), "request_id": request_id}
+        request = PageRequest(description=self.description.toPlainText(), model=self.model(),
+                              max_tokens=self.max_tokens.value(), request_id=request_id)
+        if not self.jobs.checked(request, self._failed):
+            return
         self.code, self.done = "", False
         self.code_view.clear()
         self.preview.clear()
@@ -162,9 +165,12 @@ class PageView(ExploreView):
         self.stop_button.setEnabled(True)
         self.status.setText("Writing…")
         self._timer.start()
-        self._job = self.jobs.stream(self.lane, lambda c: c.stream_events("/hearth/explore/page", body), self._on_event,
+        self._job = self.jobs.stream(self.lane, lambda c: c.stream_page(request), self._on_event,
                                      label="Writing a page", on_done=self._finished, request_id=request_id,
-                                     on_error=lambda e: self.status.setText(str(e)))
+                                     on_error=self._failed)
+
+    def _failed(self, error) -> None:
+        self.status.setText(str(error))
 
     def _on_event(self, event) -> None:
         if isinstance(event, Token):

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QTextBrowser, QVBoxLayout, QWidget,
 )
 
+from engines.core.requests.explore import TokensRequest
 from desktop.rooms.explore_views.common import TOKEN_COLOURS, Card, ExploreView, mono_font, muted
 from desktop.widgets.panels import eliding
 from desktop.widgets.palette import ACCENT_LIGHT, ACCENT_TOKEN, TOKEN_ID, TOKEN_TEXT
@@ -186,9 +187,11 @@ class TokensView(ExploreView):
             pairs.append(("b", second))
         self.panel_b.setVisible(bool(second))
         for key, model in pairs:
-            body = {"text": text, "model": model, "chat": self.chat.isChecked()}
+            request = TokensRequest(text=text, model=model, chat=self.chat.isChecked())
+            if not self.jobs.checked(request, lambda error, key=key: self._failed(key, error)):
+                continue
             self._jobs[key] = self.jobs.call(
-                self.lane, lambda c, body=body: c.explore("tokens", body),
+                self.lane, lambda c, request=request: c.explore(request),
                 lambda data, key=key: self._show(key, data), label="Tokenizing",
                 on_error=lambda error, key=key: self._failed(key, error), on_done=self._done)
 

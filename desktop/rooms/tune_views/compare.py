@@ -9,6 +9,7 @@ in the preference data like any other.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from PySide6.QtWidgets import (
 
 from engines.core.cancel import CancelToken
 from engines.core.compare_stats import reward_win_rate
+from engines.core.errors import RequestError
 from engines.core.events import Progress, Result
+from engines.core.requests.tune import CompareRequest
 from engines.store.labels import CHAT_THUMBS_SOURCE, Candidate, LabelStore
 from desktop.rooms.tune_views.common import Card, FileWorker, TuneJobs, muted, section, system_name
 from desktop.rooms.tune_views.label import SYSTEM_PROMPT
@@ -34,7 +37,7 @@ COMPARE_SOURCE = "compare:"  # + the run folder
 STARTER = "starter"
 
 
-def compare_job(items: list[tuple[int, object]], body: dict, seed: int, request_id: str, token: CancelToken):
+def compare_job(items: list[tuple[int, object]], request: CompareRequest, seed: int, request_id: str, token: CancelToken):
     """The worker side: one host comparison per prompt; yields Progress and one Result per finished pair."""
     def run(client):
         total = len(items)
@@ -44,7 +47,8 @@ def compare_job(items: list[tuple[int, object]], body: dict, seed: int, request_
                     return
                 yield Progress(step=i, total=total, message=f"Prompt {i + 1} of {total}: base and tuned replies")
                 result = None
-                for event in client.stream_compare({**body, "prompts": [prompt], "seed": seed + i, "request_id": request_id}):
+                one = dataclasses.replace(request, prompts=[prompt], seed=seed + i, request_id=request_id)
+                for event in client.stream_compare(one):
                     if isinstance(event, Result):
                         result = event
                     elif isinstance(event, Progress) and event.message.startswith("Loading"):
@@ -324,19 +328,26 @@ class CompareView(QWidget):
             return
         run = self.runs[adapter]
         reward = self.reward_box.currentData() or ""
+        request = CompareRequest(adapter=adapter, prompts=[p.prompt for p in prompts], reward_model=reward,
+                                 temperature=self.temperature.value(), top_p=0.95, max_tokens=self.max_tokens.value(),
+                                 seed=self.seed.value(), system_prompt=SYSTEM_PROMPT)
+        try:
+            request.validate()  # the host checks again; here a wrong setting is told before a job is queued
+        except RequestError as exc:
+            self.notified.emit("warning", str(exc))
+            return
         name = f"Compare · {run.name} · {time.strftime('%d %b %H:%M')}"
         compare_id = self.store.create_prompt_set(name, source=COMPARE_SOURCE + adapter)
         ids = self.store.add_prompts(compare_id, [p.prompt for p in prompts],
                                      [{"from_prompt": p.id, "reward_model": reward} for p in prompts])
-        body = {"adapter": adapter, "reward_model": reward, "temperature": self.temperature.value(), "top_p": 0.95,
-                "max_tokens": self.max_tokens.value(), "system_prompt": SYSTEM_PROMPT}
         self._context = {"base_model": run.base_model or "default", "adapter": adapter, "reward_model": reward,
-                         "sampling": {"temperature": body["temperature"], "top_p": 0.95, "max_tokens": body["max_tokens"]}}
+                         "sampling": {"temperature": request.temperature, "top_p": request.top_p,
+                                      "max_tokens": request.max_tokens}}
         self._stop = CancelToken()
         self._written = 0
         request_id = f"compare-{random.getrandbits(48):012x}"
         items = [(pid, p.prompt) for pid, p in zip(ids, prompts)]
-        self._job = self.jobs.stream("compare", compare_job(items, body, self.seed.value(), request_id, self._stop),
+        self._job = self.jobs.stream("compare", compare_job(items, request, self.seed.value(), request_id, self._stop),
                                      self._on_event, label=f"Comparing {run.name} with its base model",
                                      on_done=self._on_done, request_id=request_id, token=self._stop)
         self.refresh_sources()

@@ -4,7 +4,7 @@ folder (``engines.store.runs.follow_events``) and hands its typed Metric/Progres
 
 Cancel touches the run's ``cancel`` file and sends SIGTERM (the trainer saves a checkpoint and
 exits cleanly); Resume starts the same job with ``--resume``. The job is checked with the same
-``TrainJob`` the trainer uses (``engines.core.tune_job``) before anything starts.
+``TrainJob`` the trainer uses (``engines.core.requests.tune``) before anything starts.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from engines.core.cancel import CancelToken
 from engines.core.errors import HearthError
 from engines.core.events import Event, Log, Metric, Progress
 from engines.core.launch import child_command
-from engines.core.tune_job import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
+from engines.core.requests.tune import METHODS, PRESETS, TrainJob, count_parameters, estimate_bytes_for
 from engines.store.labels import LabelStore
 from engines.store.runs import (
     CANCEL, CHECKPOINT_SAVED, JOB, TRAINING_STARTED, RunInfo, events_size, follow_events, list_runs, read_events,

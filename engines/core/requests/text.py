@@ -1,4 +1,4 @@
-"""What a text job needs (loading a model, a chat reply), as JSON-serialisable dataclasses (stdlib only: the
+"""What a text job needs (loading a model, a chat reply, embeddings), as JSON-serialisable dataclasses (stdlib only: the
 GUI builds them too)."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ ROLES = ("system", "user", "assistant", "tool")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TOOL_CHOICES = ("auto", "none", "required")
 MAX_TOP_LOGPROBS = 20
+MAX_EMBEDDING_INPUTS = 2048
 
 
 @dataclass
@@ -167,6 +168,38 @@ class ChatRequest:
         if isinstance(data, dict) and isinstance(data.get("stop"), str):
             data = {**data, "stop": [data["stop"]]}
         return from_json(cls, data, "chat request")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class EmbeddingRequest:
+    """``/v1/embeddings``: one vector per input text."""
+
+    input: str | list[str] = field(default_factory=list)
+    model: str = "default"
+    encoding_format: str = "float"  # float | base64 (little-endian float32, as OpenAI sends it)
+    dimensions: int | None = None
+    user: str = ""
+
+    def validate(self) -> None:
+        inputs = [self.input] if isinstance(self.input, str) else self.input
+        if not inputs or len(inputs) > MAX_EMBEDDING_INPUTS or not all(isinstance(i, str) and i for i in inputs):
+            raise RequestError(f"Field 'input' is {self.input!r}"[:120] + ".",
+                               hint=f"Send a non-empty string or a list of 1 to {MAX_EMBEDDING_INPUTS} non-empty strings.")
+        if self.encoding_format not in ("float", "base64"):
+            raise RequestError(f"Field 'encoding_format' is {self.encoding_format!r}.", hint="Use float or base64.")
+        if self.dimensions is not None:
+            raise RequestError("Field 'dimensions' is not supported: the model's embedding size is fixed.")
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EmbeddingRequest":
+        return from_json(cls, data, "embedding request")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

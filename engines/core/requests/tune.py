@@ -1,20 +1,20 @@
-"""A training job: one JSON-serialisable dataclass, the checks that run before any model loads,
-and the rough memory estimate.
+"""What the Tune room asks for: a training job (``TrainJob``, run by ``main.py train``) and a base-vs-tuned
+comparison (``CompareRequest``, answered by the engine host), as JSON-serialisable dataclasses, with the
+checks that run before any model loads and the job's rough memory estimate.
 
-Light on purpose (stdlib only), and in ``engines.core`` so the GUI process uses it too: the Tune
-room builds and checks the same job (and shows the estimate) that ``main.py train`` validates
-before torch is imported, so a mistyped field fails in a fraction of a second.
+Stdlib only, so the GUI process uses it too: the Tune room builds and checks the same job (and shows the
+estimate) that ``main.py train`` validates before torch is imported, so a mistyped field fails in a
+fraction of a second.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engines.core.errors import RequestError
-from engines.core.jsonl import is_text_or_messages, read_jsonl
+from engines.core.errors import ModelFileError, RequestError
+from engines.core.requests import from_json
 from engines.core.requests.text import DEFAULT_SYSTEM_PROMPT
 
 METHODS = ("sft", "reward", "dpo", "kto", "rl")
@@ -185,87 +185,57 @@ class TrainJob:
                                    path=rm, hint="Choose the output folder of a finished 'reward' job.")
 
 
-# -- datasets -------------------------------------------------------------------------------
-# Which columns each method reads; the first layout a row matches wins.
-LAYOUTS: dict[str, list[tuple[str, ...]]] = {
-    "sft": [("prompt", "completion"), ("messages",), ("text",), ("prompt", "chosen")],
-    "reward": [("prompt", "chosen", "rejected")],
-    "dpo": [("prompt", "chosen", "rejected")],
-    "kto": [("prompt", "completion", "label"), ("prompt", "chosen", "rejected")],
-    "rl": [("prompt",)],
-}
+@dataclass
+class CompareRequest:
+    """Base vs tuned (``/hearth/tune/compare``): both models answer each prompt with the same seed and settings."""
 
+    adapter: str  # the output folder of a finished sft/dpo/kto/rl run
+    prompts: list[Any] = field(default_factory=list)  # text or chat-message lists
+    reward_model: str = ""  # the output folder of a finished reward run ("" = no scores)
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 128
+    seed: int = 0  # prompt i is answered with seed + i, by both models
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # added to plain-text prompts, as in Chat and training
+    device: str = "auto"
+    request_id: str = ""
 
-def read_dataset(path: str | Path, method: str, on_error: str = "stop") -> tuple[list[dict], list]:
-    """The rows of a JSONL dataset for ``method`` with only the columns it uses.
+    def validate(self) -> None:
+        if not isinstance(self.adapter, str) or not self.adapter:
+            raise RequestError("Field 'adapter' is empty.", hint="Send the output folder of a finished training run.")
+        if not isinstance(self.prompts, list) or not self.prompts:
+            raise RequestError("Field 'prompts' must be a non-empty list.", hint="Send at least one held-out prompt.")
+        for i, prompt in enumerate(self.prompts):
+            text_ok = isinstance(prompt, str) and prompt.strip()
+            chat_ok = isinstance(prompt, list) and prompt and all(
+                isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in ("system", "user", "assistant")
+                for m in prompt)
+            if not (text_ok or chat_ok):
+                raise RequestError(f"prompts[{i}] is neither text nor a list of chat messages.")
+        if not isinstance(self.temperature, (int, float)) or not 0.0 <= self.temperature <= 5.0:
+            raise RequestError(f"Field 'temperature' is {self.temperature!r}.", hint="Use a number between 0 and 5.")
+        if not isinstance(self.top_p, (int, float)) or not 0.0 < self.top_p <= 1.0:
+            raise RequestError(f"Field 'top_p' is {self.top_p!r}.", hint="Use a number in (0, 1].")
+        if not isinstance(self.max_tokens, int) or not 1 <= self.max_tokens <= 8192:
+            raise RequestError(f"Field 'max_tokens' is {self.max_tokens!r}.", hint="Use a whole number from 1 to 8192.")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise RequestError(f"Field 'seed' is {self.seed!r}.", hint="Use a whole number.")
 
-    KTO also takes preference rows (chosen -> desirable, rejected -> undesirable); SFT takes
-    preference rows (the chosen reply) and unpaired rows (thumbs-up replies only). Raises
-    RequestError naming the missing columns, an empty file, or (``on_error="stop"``) the
-    first malformed line; with ``"skip"`` the skipped lines come back as the second value.
-    """
-    layouts = LAYOUTS[method]
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CompareRequest":
+        return from_json(cls, data, "compare request")
 
-    def check(obj: dict) -> str | None:
-        for layout in layouts:
-            if all(k in obj for k in layout):
-                for k in layout:
-                    if k == "label":
-                        if not isinstance(obj[k], bool):
-                            return "has a 'label' that is not true or false"
-                    elif k == "text":
-                        if not isinstance(obj[k], str):
-                            return "has a 'text' that is not a string"
-                    elif not is_text_or_messages(obj[k]):
-                        return f"has a {k!r} that is neither text nor a list of chat messages"
-                return None
-        wanted = " or ".join("+".join(layout) for layout in layouts)
-        return f"lacks the columns {method} needs ({wanted}); it has {', '.join(obj) or 'none'}"
-
-    path = Path(path)
-    records, errors = read_jsonl(path, on_error, check)
-    if not records:
-        detail = f" ({len(errors)} malformed lines skipped, first: {errors[0]})" if errors else ""
-        raise RequestError(f"The dataset {path} has no usable rows for {method}{detail}.", path=path,
-                           hint="Label some replies first, or choose another file.")
-    rows = []
-    for _, obj in records:
-        layout = next(lay for lay in layouts if all(k in obj for k in lay))
-        if method == "sft" and obj.get("label") is False:
-            continue  # a thumbs-down reply is not one to imitate
-        if method == "sft" and layout == ("prompt", "chosen"):
-            rows.append({"prompt": obj["prompt"], "completion": obj["chosen"]})
-        elif method == "kto" and layout == ("prompt", "chosen", "rejected"):
-            rows.append({"prompt": obj["prompt"], "completion": obj["chosen"], "label": True})
-            rows.append({"prompt": obj["prompt"], "completion": obj["rejected"], "label": False})
-        else:
-            rows.append({k: obj[k] for k in layout})
-    if not rows:
-        raise RequestError(f"The dataset {path} has no rows {method} can learn from (every reply is labelled bad).",
-                           path=path, hint="Add thumbs-up replies or preference pairs.")
-    if method == "rl":  # one row per distinct prompt
-        seen, unique = set(), []
-        for row in rows:
-            key = json.dumps(row["prompt"], sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                unique.append(row)
-        rows = unique
-    return rows, errors
-
-
-def world_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 # -- memory -----------------------------------------------------------------------------------
+# The job's rough memory need: the Train form shows it, and the trainer refuses a run that does not fit.
 GB = 1_000_000_000
 
 
 def count_parameters(folder: Path) -> int:
     """Parameters from the safetensors headers (no weights are read)."""
-    from engines.core.errors import ModelFileError
-
     total = 0
     for f in sorted(Path(folder).glob("*.safetensors")):
         with open(f, "rb") as fh:
