@@ -51,7 +51,7 @@ def run_decode(args) -> int:
         os.environ.setdefault(name, "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from engines.decode.engine import DecodeEngine
-    from engines.core.decode_results import write_results
+    from engines.store.decode_results import write_results
 
     request = request_from_args(args)
     request.validate()

@@ -1,5 +1,5 @@
 """Saving a finished run: the figure as PNG, the metrics as JSON or CSV, or all three into a folder in the same
-layout and format as ``main.py decode --out`` (both use engines.core.decode_results). Writes are atomic and run on
+layout and format as ``main.py decode --out`` (both use engines.store.decode_results). Writes are atomic and run on
 the room's own file thread, so a slow disk never stalls the window; the outcome comes back on the GUI thread.
 """
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from desktop.widgets.background import FileWorker
-from engines.core import decode_results
+from engines.store import decode_results
 
 
 def save_figure(data: dict, path: str | Path) -> list[Path]:

@@ -1,5 +1,5 @@
 """Writing a decoding run's results: metrics.json, metrics.csv and figure.png, atomically. The CLI
-(``main.py decode --out``) and the Decode room's export share it; plain Python in engines.core, so the desktop may
+(``main.py decode --out``) and the Decode room's export share it; plain Python in engines.store, so the desktop may
 call it without loading any model code."""
 from __future__ import annotations
 
