@@ -35,7 +35,7 @@ SYSTEM = DEFAULT_SYSTEM_PROMPT
 # (train prompts, held-out prompts, candidates per training / held-out prompt, new tokens, reward/DPO/RL steps)
 SCALES = {
     "quick": dict(train_prompts=40, heldout_prompts=12, k=3, heldout_k=6, max_new_tokens=64, reward_steps=20, dpo_steps=24,
-                  rl_steps=16),
+                  rl_steps=24),
     "full": dict(train_prompts=40, heldout_prompts=12, k=6, heldout_k=6, max_new_tokens=96, reward_steps=120, dpo_steps=100,
                  rl_steps=48),
 }
@@ -159,7 +159,7 @@ def main() -> None:
     replies = {"base": generate(base, tokenizer, held_prompts, sample=False, seed=0, max_new_tokens=scale["max_new_tokens"])}
     note(base_words=round(demo.mean_words(replies["base"]), 1), **partial)
 
-    # 3. reward model, DPO, RL (the jobs leave learning rate and beta to the method presets)
+    # 3. reward model, DPO, RL (learning rate and beta from the method presets; RL's from the demo preference)
     lora = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
     common = {"base_model": "default", "dataset": str(prefs), "lora": lora, "seed": 0, "device": "cpu",
               "max_length": 192, "save_steps": 1000}
@@ -182,7 +182,7 @@ def main() -> None:
     note(dpo_words=round(demo.mean_words(replies["dpo"]), 1))
     eval_s += time.time() - t0
     rl = train({**common, "method": "rl", "output_dir": str(work / "rl"), "max_steps": scale["rl_steps"], "batch_size": 8,
-                "num_generations": 4, "max_completion_length": scale["max_new_tokens"],
+                "num_generations": 4, "max_completion_length": scale["max_new_tokens"], "learning_rate": demo.RL_LEARNING_RATE,
                 "reward_model": str(work / "reward")}, work, env)
     t0 = time.time()
     model, tok = load_tuned_model(work / "rl")

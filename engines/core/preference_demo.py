@@ -23,6 +23,11 @@ LABELER_NAME = "Scripted labeler: prefers the clearly shorter reply"
 # The shorter reply wins only when it has at most this share of the longer one's words.
 CLEAR_RATIO = 0.7
 
+# RL on this preference: the "rl" preset's 1e-4 (sized for larger models) moves the bundled model's LoRA too
+# little in the few dozen steps a CPU affords (measured: -0.005 of the way to shorter replies after 16 steps);
+# at 1e-3, 24 steps moved it 0.32 with KL to the base at most 0.07 (2e-3: noisier, KL up to 0.23).
+RL_LEARNING_RATE = 1e-3
+
 # Added to the system prompt of every other reply written for labelling.
 BRIEF_HINT = "Answer in one short sentence."
 

@@ -46,7 +46,7 @@ class GuideSettings:
     methods: dict = field(default_factory=lambda: {
         "reward": {"steps": 40, "batch": 8},
         "dpo": {"steps": 30, "batch": 4},
-        "rl": {"steps": 16, "batch": 8, "generations": 4, "completion_tokens": 64},
+        "rl": {"steps": 24, "batch": 8, "generations": 4, "completion_tokens": 64, "learning_rate": demo.RL_LEARNING_RATE},
     })
 
 
