@@ -34,7 +34,7 @@ SYSTEM = DEFAULT_SYSTEM_PROMPT
 
 # (train prompts, held-out prompts, candidates per training / held-out prompt, new tokens, reward/DPO/RL steps)
 SCALES = {
-    "quick": dict(train_prompts=40, heldout_prompts=12, k=3, heldout_k=6, max_new_tokens=64, reward_steps=20, dpo_steps=24,
+    "quick": dict(train_prompts=40, heldout_prompts=12, k=3, heldout_k=6, max_new_tokens=64, reward_steps=40, dpo_steps=24,
                   rl_steps=24),
     "full": dict(train_prompts=40, heldout_prompts=12, k=6, heldout_k=6, max_new_tokens=96, reward_steps=120, dpo_steps=100,
                  rl_steps=48),
