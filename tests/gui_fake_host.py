@@ -145,14 +145,8 @@ class StandInText(TextEngine):
         if adapter is not None:  # as the real engine: base + adapter on transformers, named after the run
             key, name, backend_name = f"{key}+{adapter.path}", f"{name} + {adapter.name}", "transformers"
         backend = CannedBackend(entry, load)
-        loaded = LoadedModel(key, name, backend_name, load, backend, ModelOwner(backend_name), entry["estimate"]["total_bytes"],
-                             backend.info())
-        with self._lock:
-            previous = self._models.pop(key, None)
-            self._models[key] = loaded
-        if previous is not None:
-            self._close(previous)
-        return loaded
+        return self._install(LoadedModel(key, name, backend_name, load, backend, ModelOwner(backend_name),
+                                         entry["estimate"]["total_bytes"], backend.info()))
 
     def chat(self, request: ChatRequest, cancel: CancelToken | None = None, client: str = ""):
         self.requests.append(request.to_dict())

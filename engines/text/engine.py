@@ -127,11 +127,14 @@ class TextEngine:
         except BaseException:
             owner.close()
             raise
-        loaded = LoadedModel(key, name, backend_name, load, backend, owner, estimate.total_bytes,
-                             owner.call(backend.info))
+        return self._install(LoadedModel(key, name, backend_name, load, backend, owner, estimate.total_bytes,
+                                         owner.call(backend.info)))
+
+    def _install(self, loaded: LoadedModel) -> LoadedModel:
+        """Make ``loaded`` the model under its key, closing the one it replaces."""
         with self._lock:
-            previous = self._models.pop(key, None)
-            self._models[key] = loaded
+            previous = self._models.pop(loaded.id, None)
+            self._models[loaded.id] = loaded
         if previous is not None:
             self._close(previous)
         return loaded
