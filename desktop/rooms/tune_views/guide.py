@@ -71,17 +71,20 @@ class GuidePanel(QFrame):
         column = QVBoxLayout(self)
         column.setContentsMargins(16, 10, 16, 12)
         column.setSpacing(6)
-        head = QHBoxLayout()
+        head = QHBoxLayout()  # the title and Close on one row, the steps on their own: both fit a 900-px window
         head.addWidget(QLabel(f"Teach the model a preference: {demo.TITLE.lower()}", objectName="RoomSubtitle"), 1)
-        self.chips: dict[str, QLabel] = {}
-        for step in STEPS:
-            chip = QLabel(STEP_TITLES[step], objectName="GuideChip")
-            self.chips[step] = chip
-            head.addWidget(chip)
         close = QPushButton("Close guide", objectName="Flat")
         close.clicked.connect(self.hide)
         head.addWidget(close)
         column.addLayout(head)
+        chips = QHBoxLayout()
+        self.chips: dict[str, QLabel] = {}
+        for step in STEPS:
+            chip = QLabel(STEP_TITLES[step], objectName="GuideChip")
+            self.chips[step] = chip
+            chips.addWidget(chip)
+        chips.addStretch(1)
+        column.addLayout(chips)
         self.text = muted()
         self.estimate = QLabel(objectName="Estimate", wordWrap=True)
         self.banner = QLabel(objectName="ScriptedBanner", wordWrap=True, visible=False)
