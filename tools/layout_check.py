@@ -3,7 +3,9 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/layout_check.py [--size 900x600] [--shots DIR]
 
 A control counts as squeezed when it is narrower or lower than its minimumSizeHint (its text no longer fits),
-and as cut off when, outside any scroll area, part of it lies outside what its parents show. Prints one line per
+and as cut off when, outside any scroll area, part of it lies outside what its parents show. A word-wrapped label
+outside a scroll area counts when it is lower than its text needs at its width (its last lines are cut off).
+The Tune room's guided path is checked open as a view of its own. Prints one line per
 room (and Tune tab) with the count and the first offenders, then one JSON object. The GUI test that keeps every
 room fitting at the window's minimum size (900x600) is meant to assert zero here.
 """
@@ -22,7 +24,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def offenders(window, root) -> list[str]:
     from PySide6.QtCore import QPoint, Qt
-    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QScrollArea, QSlider, QTabBar, QWidget
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QLineEdit, QScrollArea, QSlider,
+                                   QTabBar, QWidget)
 
     def scroll_area(widget):
         parent = widget.parentWidget()
@@ -52,6 +55,11 @@ def offenders(window, root) -> list[str]:
         return ""
 
     found = []
+    for label in root.findChildren(QLabel):
+        if (label.isVisible() and label.wordWrap() and label.text() and label.window() is window
+                and scroll_area(label) is None and label.height() < label.heightForWidth(label.width()) - 1):
+            found.append(f"QLabel {label.text()[:40]!r}: text cut, {label.height()} of "
+                         f"{label.heightForWidth(label.width())} px shown")
     for bar in root.findChildren(QTabBar):
         if bar.isVisible() and bar.count() and bar.tabRect(bar.count() - 1).right() > bar.width():
             found.append(f"QTabBar {bar.objectName()!r}: tab {bar.tabText(bar.count() - 1)!r} cut off")
@@ -88,6 +96,12 @@ def views(window):
                 if tab is not None:
                     room.tab_bar.setCurrentIndex(tab)
             yield (name if tab is None else f"{name}: {room.tab_bar.tabText(tab).replace('&&', '&')}"), show
+        if hasattr(room, "open_guide"):
+            def show_guide(name=name, room=room):
+                window.show_room(name)
+                room.tab_bar.setCurrentIndex(0)
+                room.open_guide()
+            yield f"{name}: guide", show_guide
 
 
 def audit(window, app, after=None) -> dict[str, list[str]]:

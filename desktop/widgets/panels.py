@@ -92,11 +92,35 @@ def section(text: str) -> QLabel:
 
 
 def muted(text: str = "", wrap: bool = True, selectable: bool = False) -> QLabel:
-    label = QLabel(text, objectName="Muted")
-    label.setWordWrap(wrap)
+    label = WrappedLabel(text, objectName="Muted") if wrap else QLabel(text, objectName="Muted")
     if selectable:
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label that asks its layout for the height its text needs at its current width.
+
+    A wrapped QLabel's minimum height is one line: a layout short of room (a 900x600 window) may give it less than
+    its heightForWidth and cut its last lines off. Qt's layouts do not push heightForWidth into the minimum, so this
+    label sets it whenever its width or text changes."""
+
+    def __init__(self, text: str = "", **kwargs) -> None:
+        super().__init__(text, **kwargs)
+        self.setWordWrap(True)
+
+    def _fit(self) -> None:
+        needed = self.heightForWidth(self.width()) if self.width() > 0 else -1
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
 
 
 class Card(QFrame):

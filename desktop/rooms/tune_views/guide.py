@@ -21,7 +21,8 @@ from engines.core import preference_demo as demo
 from engines.store.labels import STARTER_PROMPTS
 from engines.core.events import Event, Metric
 from engines.store.runs import read_events
-from desktop.rooms.tune_views.common import human_seconds, muted, set_state
+from desktop.rooms.tune_views.common import human_seconds, set_state
+from desktop.widgets.panels import WrappedLabel
 from desktop.rooms.tune_views.pairs import as_markdown
 
 STEPS = ("replies", "label", "reward", "dpo", "rl", "compare")
@@ -85,10 +86,11 @@ class GuidePanel(QFrame):
             chips.addWidget(chip)
         chips.addStretch(1)
         column.addLayout(chips)
-        self.text = muted()
-        self.estimate = QLabel(objectName="Estimate", wordWrap=True)
-        self.banner = QLabel(objectName="ScriptedBanner", wordWrap=True, visible=False)
-        self.result = QLabel(objectName="Good", wordWrap=True, visible=False)
+        # wrapped labels that keep their full height when the window is short (the tabs below give way)
+        self.text = WrappedLabel(objectName="Muted")
+        self.estimate = WrappedLabel(objectName="Estimate")
+        self.banner = WrappedLabel(objectName="ScriptedBanner", visible=False)
+        self.result = WrappedLabel(objectName="Good", visible=False)
         for widget in (self.text, self.banner, self.result, self.estimate):
             column.addWidget(widget)
         buttons = QHBoxLayout()
