@@ -32,7 +32,7 @@ def tool(tmp_path_factory):
 def run(tool, tmp_path, name, steps, resume=False):
     args = ["--tiny", "--checkpoint", str(tmp_path / f"ck-{name}"), "--out", str(tmp_path / f"out-{name}"),
             "--stage1-steps", "1", "--stage1-batch", "4", "--init-steps", "1", "--steps", str(steps), "--batch", "2",
-            "--turns", "2", "--threads", "1", "--eval-every", "1000", "--checkpoint-every", "1", "--seed", "7"]
+            "--turns", "2", "--token-steps", "2", "--threads", "1", "--eval-every", "1000", "--checkpoint-every", "1", "--seed", "7"]
     assert tool.main(args + (["--resume"] if resume else [])) == 0
     return tmp_path / f"out-{name}"
 
@@ -57,3 +57,20 @@ def test_two_steps_then_resume_matches_an_uninterrupted_run(tool, tmp_path, caps
     assert config["projector"]["output_size"] == 576 and config["image_tokens"] == 4
     reader = gguf.GGUFReader(str(out_a / "mmproj-hearth-shapes.gguf"))
     assert any(t.name == "mm.2.weight" for t in reader.tensors)
+
+
+def test_shape_tokens_are_the_patches_that_hold_the_shape(tool):
+    """Stage 1c teaches only the tokens that hold the shape: on a 4x4 patch grid, a large shape on the left lies in
+    the left half, one at the top in the top half, and the background-only patches are not picked."""
+    import random
+
+    from engines.image import shapes
+
+    tower = tool.default_tower()
+    scenes = {p: next(s for s in shapes.all_scenes() if s.position == p and s.size == "large") for p in ("left", "top")}
+    images = [shapes.render(scenes[p], rng=random.Random(0)) for p in ("left", "top")]
+    masks = tool.shape_tokens(images, list(scenes.values()), tower).reshape(2, 4, 4)
+    left, top = masks[0], masks[1]
+    assert 2 <= int(left.sum()) <= 6 and 2 <= int(top.sum()) <= 6
+    assert left[:, :2].sum() > left[:, 2:].sum() and not left[:, 3].any()
+    assert top[:2].sum() > top[2:].sum() and not top[3].any()

@@ -29,13 +29,17 @@ The shipped weights come from six runs on 2 shared CPU cores, torch 2.13 CPU. Th
      default --schedule); this run was stopped at its step-2000 checkpoint, the --stop-after of the list;
   6. --resume <5> --conv-in-kernel 15 --reset-position-words --position-word-scale 30 --freeze-text-encoder
      --high-t-share 0.5 --unet-steps 5000 --lr 5e-4 --dataset 30000 --seed 2026 --checkpoint DIR: 3048 s (51 min,
-     0.45-0.9 s/step as the cores were shared; its dataset is run 5's, the same 30000 scenes by seed and VAE).
+     0.45-0.9 s/step as the cores were shared; its dataset is run 5's, the same 30000 scenes by seed and VAE);
+  7. --resume <6> --freeze-text-encoder --unet-steps 2000 --lr 2e-4 --dataset 30000 --seed 2027 --checkpoint DIR:
+     1170 s (the shipped weights; the command is in training.json). Run 6 drew half its timesteps from 600-999 to
+     learn placement; this run trains all timesteps evenly at a lower rate, and the colours came back (most of
+     run 6's misses were orange drawn as red).
 
-Quality (benchmarks/default_image_quality.py, 20 Euler steps, CFG 7), run 4 / run 6: on the 120 held-out scenes
-of the default sample, colour 0.983 / 0.925, background 1.0 / 0.992, shape 0.842 / 0.9,
-position 0.15 / 1.0; on all 258 held-out scenes, colour 0.992 / 0.95, background 1.0 / 0.988,
-shape 0.822 / 0.891, position 0.151 / 1.0 (per word, run 4 / run 6: left 0.042 / 1.0,
-right 0.207 / 1.0, top 0.146 / 1.0, bottom 0.10 / 1.0, center 0.241 / 1.0; chance 0.2). The VAE's
+Quality (benchmarks/default_image_quality.py, 20 Euler steps, CFG 7), run 4 / run 6 / run 7: on the 120 held-out
+scenes of the default sample, colour 0.983 / 0.925 / 0.983, background 1.0 / 0.992 / 1.0, shape 0.842 / 0.9 / 0.942,
+position 0.15 / 1.0 / 0.992; on all 258 held-out scenes, colour 0.992 / 0.95 / 0.981, background 1.0 / 0.988 / 0.996,
+shape 0.822 / 0.891 / 0.938, position 0.151 / 1.0 / 0.996 (per word, run 4 / run 6 / run 7: left 0.042 / 1.0 / 1.0,
+right 0.207 / 1.0 / 1.0, top 0.146 / 1.0 / 1.0, bottom 0.10 / 1.0 / 0.98, center 0.241 / 1.0 / 1.0; chance 0.2). The VAE's
 own reconstructions of the true renders, the ceiling, read colour 0.988, shape 0.872, position 0.992.
 Decode (benchmarks/decode_demo.py, defaults), run 4 / run 6, PixCorr of the decoded reconstructions: 0.809 / 0.699 at
 SNR 0.05, 0.838 / 0.851 at 0.2, 0.885 / 0.912 at 1; oracle 0.955 / 0.952 (SSIM 0.857 / 0.823). At SNR 0.05 the decoded
@@ -528,7 +532,8 @@ def main(argv=None) -> int:
             "unet_steps": previous.get("unet_steps", 0) + args.unet_steps, "batch": args.batch, "dataset": args.dataset,
             "threads": args.threads, "schedule": args.schedule, **sched_cfg, "vae_seconds": round(vae_done, 1),
             "total_seconds": round(total, 1), "torch": torch.__version__, "image_size": 64,
-            "note": "tools/train_default_image_model.py"}
+            "note": "tools/train_default_image_model.py",
+            "command": " ".join(["tools/train_default_image_model.py", *(sys.argv[1:] if argv is None else argv)])}
     if args.schedule == "sd":
         meta["noise_offset"] = NOISE_OFFSET
     done = min(args.unet_steps, args.stop_after or args.unet_steps)

@@ -5,6 +5,7 @@ overview): the class and the few config flags that make the difference (Karras s
 DPM++ order 2, ...). ``from_config`` keeps the model's own beta schedule, prediction type and timestep spacing.
 A zero-terminal-SNR model (``rescale_betas_zero_snr`` in its scheduler config, as the bundled model ships) keeps
 that schedule under every sampler: the classes without the flag (Heun, LMS) get the same betas as ``trained_betas``.
+On a v-prediction model LMS steps at order 2 below sigma 1 (see ``lms_class``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def make_scheduler(name: str, base_config):
         raise RequestError(f"Unknown scheduler {name!r}.", hint=f"Use one of: {', '.join(SCHEDULERS)}.")
     class_name, overrides = _TABLE[name]
     cls = getattr(diffusers, class_name)
+    if class_name == "LMSDiscreteScheduler" and base_config.get("prediction_type") == "v_prediction":
+        cls = lms_class()
     if base_config.get("rescale_betas_zero_snr") and (
             "rescale_betas_zero_snr" not in inspect.signature(cls).parameters or overrides.get("use_karras_sigmas")):
         # Heun and LMS have no such flag: from_config would drop it and sample a schedule the model was not trained
@@ -64,3 +67,30 @@ def zero_snr_betas(base_config) -> list[float]:
     betas = DDPMScheduler.from_config(base_config).betas.double()
     alphas_cumprod = torch.clamp(torch.cumprod(1 - betas, 0), min=1 / (1 + TERMINAL_SIGMA**2))
     return (1 - alphas_cumprod / torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])).tolist()
+
+
+LMS_LOW_SIGMA = 1.0
+LMS_LOW_SIGMA_ORDER = 2
+
+
+def lms_class():
+    """diffusers' LMSDiscreteScheduler, stepping at order 2 once sigma is below 1: for v-prediction models.
+
+    LMS extrapolates the ODE derivative, eps = (x - x0) / sigma, from its last four values. A v-prediction model's
+    eps below sigma 1 comes from an x0 estimate divided by a small sigma, and jitters from step to step; order-4
+    weights (up to 55/24 and -59/24) multiply the jitter into speckled noise. Measured on the bundled zero-SNR
+    v-prediction model, 24 held-out prompts at 20 steps: order 4 throughout drew colour right in 0.42 of them;
+    order 3 below sigma 1, 0.75; order 2 below sigma 1, 0.96 (Euler 1.0); position and shape as Euler's. Where
+    sigma is larger the steps keep LMS's order 4. diffusers has no setting for this, so the step is overridden.
+    """
+    from diffusers import LMSDiscreteScheduler
+
+    class LMSDiscreteSchedulerLowSigmaOrder2(LMSDiscreteScheduler):
+        def step(self, model_output, timestep, sample, order: int = 4, return_dict: bool = True):
+            if self.step_index is None:
+                self._init_step_index(timestep)
+            if float(self.sigmas[self.step_index]) < LMS_LOW_SIGMA:
+                order = min(order, LMS_LOW_SIGMA_ORDER)
+            return super().step(model_output, timestep, sample, order=order, return_dict=return_dict)
+
+    return LMSDiscreteSchedulerLowSigmaOrder2
