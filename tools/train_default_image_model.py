@@ -41,8 +41,9 @@ position 0.15 / 1.0 / 0.992; on all 258 held-out scenes, colour 0.992 / 0.95 / 0
 shape 0.822 / 0.891 / 0.938, position 0.151 / 1.0 / 0.996 (per word, run 4 / run 6 / run 7: left 0.042 / 1.0 / 1.0,
 right 0.207 / 1.0 / 1.0, top 0.146 / 1.0 / 1.0, bottom 0.10 / 1.0 / 0.98, center 0.241 / 1.0 / 1.0; chance 0.2). The VAE's
 own reconstructions of the true renders, the ceiling, read colour 0.988, shape 0.872, position 0.992.
-Decode (benchmarks/decode_demo.py, defaults), run 4 / run 6, PixCorr of the decoded reconstructions: 0.809 / 0.699 at
-SNR 0.05, 0.838 / 0.851 at 0.2, 0.885 / 0.912 at 1; oracle 0.955 / 0.952 (SSIM 0.857 / 0.823). At SNR 0.05 the decoded
+Decode (benchmarks/decode_demo.py, defaults), run 4 / run 6 / run 7, PixCorr of the decoded reconstructions: 0.809 /
+0.699 / 0.704 at SNR 0.05, 0.838 / 0.851 / 0.881 at 0.2, 0.885 / 0.912 / 0.926 at 1; oracle 0.955 / 0.952 / 0.957
+(SSIM 0.857 / 0.823 / 0.854). At SNR 0.05 the decoded
 caption is mostly wrong (semantic accuracy 0.25-0.30), and a model that follows positions follows wrong ones too.
 
 Why run 4 ignored positions, measured:
