@@ -61,36 +61,34 @@ def test_its_zero_snr_schedule_survives_every_sampler_swap():
         assert int(scheduler.timesteps[0]) >= 990, name
 
 
-def test_lms_steps_at_order_two_below_sigma_one_on_v_prediction_only():
+def test_lms_steps_at_order_two_below_sigma_one_on_v_prediction_only(monkeypatch):
     """LMS's order-4 steps turn a v-prediction model's low-sigma jitter into speckles (engines/image/schedulers.py
     says what was measured); Hearth's LMS lowers the order there and only there."""
     import json
 
     import torch
+    from diffusers import LMSDiscreteScheduler
 
     from engines.image.schedulers import LMS_LOW_SIGMA, make_scheduler
 
     config = json.loads((BUNDLED / "scheduler" / "scheduler_config.json").read_text())
     orders = []
-    scheduler = make_scheduler("LMS", config)
-    scheduler.set_timesteps(20)
-    original = type(scheduler).__mro__[1].step
+    original = LMSDiscreteScheduler.step
 
     def record(self, model_output, timestep, sample, order=4, return_dict=True):
         orders.append((float(self.sigmas[self.step_index]), order))
         return original(self, model_output, timestep, sample, order=order, return_dict=return_dict)
 
-    type(scheduler).__mro__[1].step, restore = record, original
-    try:
-        sample = torch.randn(1, 4, 8, 8) * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            sample = scheduler.step(torch.zeros_like(sample), t, scheduler.scale_model_input(sample, t)).prev_sample
-        epsilon = make_scheduler("LMS", {**config, "prediction_type": "epsilon"})
-    finally:
-        type(scheduler).__mro__[1].step = restore
+    monkeypatch.setattr(LMSDiscreteScheduler, "step", record)  # what Hearth's LMS hands diffusers' step
+    scheduler = make_scheduler("LMS", config)
+    scheduler.set_timesteps(20)
+    sample = torch.randn(1, 4, 8, 8) * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        sample = scheduler.step(torch.zeros_like(sample), t, scheduler.scale_model_input(sample, t)).prev_sample
     assert {o for s, o in orders if s >= LMS_LOW_SIGMA} == {4}
     assert {o for s, o in orders if s < LMS_LOW_SIGMA} == {2}
-    assert type(epsilon).__name__ == "LMSDiscreteScheduler"  # epsilon models keep diffusers' own LMS
+    epsilon = make_scheduler("LMS", {**config, "prediction_type": "epsilon"})
+    assert type(epsilon) is LMSDiscreteScheduler  # epsilon models keep diffusers' own LMS
 
 
 @pytest.fixture(scope="module")

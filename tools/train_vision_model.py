@@ -121,12 +121,12 @@ def shape_tokens(images, scenes, tower: dict) -> torch.Tensor:
     background colour), in the tower's row-major patch order."""
     from PIL import Image
 
-    size, grid = int(tower["image_size"]), int(tower["image_size"]) // int(tower["patch_size"])
+    size, cell = int(tower["image_size"]), int(tower["patch_size"])
+    grid = size // cell
     rows = []
     for img, sc in zip(images, scenes):
         a = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
         far = np.abs(a - np.asarray(shapes.COLORS[sc.background], dtype=np.float32)).sum(-1) > 60
-        cell = size // grid
         rows.append(far.reshape(grid, cell, grid, cell).mean((1, 3)).reshape(-1) > 0.08)
     return torch.from_numpy(np.stack(rows))
 
